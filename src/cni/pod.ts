@@ -1,0 +1,167 @@
+/**
+ * From a pod's podlease annotations (DESIGN.md §2) to the addresses the CNI result carries.
+ * Node built-ins only: this is on the ADD path.
+ */
+import { BlockList, isIP } from 'node:net';
+import { OWNED_ANNOTATIONS, USER_ANNOTATIONS } from '../pool/annotations.js';
+import type { PodRef } from './args.js';
+import { CNI_ERROR, CniError } from './errors.js';
+
+/** One address of the pod, with the prefix length of its pool and the pool's gateway. */
+export interface PodAddress {
+  readonly family: 4 | 6;
+  /** `ip/prefixlen`, as CNI results carry it. */
+  readonly address: string;
+  readonly gateway: string | undefined;
+}
+
+/** What a pod lookup returns: the pod's UID (when known) and its annotations. */
+export interface PodInfo {
+  readonly uid: string | undefined;
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+const podName = (pod: PodRef): string => `${pod.namespace}/${pod.name}`;
+
+const splitList = (v: string): string[] => v.split(',').map(s => s.trim());
+
+/** Canonical text of an IP (lower-case, compressed IPv6) via the WHATWG URL parser. */
+const canonicalIp = (ip: string): string =>
+  isIP(ip) === 6 ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
+
+/** Canonical `ip/prefix` (for comparing a previous result's addresses); unchanged if not one. */
+export const canonicalAddress = (address: string): string => {
+  const [ip = '', bits] = address.split('/');
+  if (isIP(ip) === 0 || bits === undefined) return address;
+  return `${canonicalIp(ip)}/${bits}`;
+};
+
+const inPrefix = (ip: string, family: 4 | 6, network: string, bits: number): boolean => {
+  const list = new BlockList();
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  list.addSubnet(network, bits, type);
+  return list.check(ip, type);
+};
+
+interface Cidr {
+  family: 4 | 6;
+  network: string;
+  bits: number;
+}
+
+const parseCidr = (cidr: string): Cidr | undefined => {
+  const [network = '', bits = '', extra] = cidr.split('/');
+  const family = isIP(network);
+  if ((family !== 4 && family !== 6) || extra !== undefined || !/^\d{1,3}$/.test(bits))
+    return undefined;
+  const n = Number(bits);
+  return n <= (family === 4 ? 32 : 128) ? { family, network, bits: n } : undefined;
+};
+
+const bad = (pod: PodRef, what: string): CniError =>
+  new CniError(
+    CNI_ERROR.badAnnotation,
+    `pod ${podName(pod)} has a malformed podlease annotation`,
+    `${what}; the annotations are written by the podlease webhook — recreate the pod`,
+  );
+
+const notAdmitted = (pod: PodRef, annotations: Readonly<Record<string, string>>): CniError => {
+  if (annotations[USER_ANNOTATIONS.ignore] === 'true') {
+    return new CniError(
+      CNI_ERROR.podIgnored,
+      `pod ${podName(pod)} is marked ${USER_ANNOTATIONS.ignore}: "true", so podlease leased it no address`,
+      'use another IPAM for this network, or remove the annotation and recreate the pod',
+    );
+  }
+  return new CniError(
+    CNI_ERROR.podNotAdmitted,
+    `pod ${podName(pod)} has no ${OWNED_ANNOTATIONS.ip} annotation: the podlease webhook did not admit it`,
+    'check that the MutatingWebhookConfiguration for podlease exists, selects this namespace and ' +
+      'was reachable when the pod was created (failurePolicy: Ignore lets pods through unannotated); ' +
+      'then delete the pod so it is recreated',
+  );
+};
+
+const pickGateway = (pod: PodRef, gateways: readonly string[], cidr: Cidr): string | undefined => {
+  const gw = gateways.find(g => isIP(g) === cidr.family);
+  if (gw === undefined) return undefined;
+  if (!inPrefix(gw, cidr.family, cidr.network, cidr.bits)) {
+    throw bad(pod, `gateway ${gw} is outside ${cidr.network}/${cidr.bits}`);
+  }
+  return canonicalIp(gw);
+};
+
+const toAddress = (
+  pod: PodRef,
+  ip: string,
+  cidrRaw: string,
+  gateways: readonly string[],
+): PodAddress => {
+  const cidr = parseCidr(cidrRaw);
+  const family = isIP(ip);
+  if (family !== 4 && family !== 6) throw bad(pod, `${JSON.stringify(ip)} is not an IP address`);
+  if (cidr === undefined) throw bad(pod, `${JSON.stringify(cidrRaw)} is not a CIDR`);
+  if (cidr.family !== family || !inPrefix(ip, family, cidr.network, cidr.bits)) {
+    throw bad(pod, `address ${ip} is outside ${cidrRaw}`);
+  }
+  return {
+    family,
+    address: `${canonicalIp(ip)}/${cidr.bits}`,
+    gateway: pickGateway(pod, gateways, cidr),
+  };
+};
+
+interface Lists {
+  ipText: string;
+  ips: string[];
+  cidrs: string[];
+  gateways: string[];
+}
+
+const annotationLists = (pod: PodRef, annotations: Readonly<Record<string, string>>): Lists => {
+  const ipText = annotations[OWNED_ANNOTATIONS.ip]?.trim() ?? '';
+  if (ipText === '') throw notAdmitted(pod, annotations);
+  const cidrText = annotations[OWNED_ANNOTATIONS.cidr]?.trim() ?? '';
+  if (cidrText === '') {
+    throw bad(pod, `${OWNED_ANNOTATIONS.ip} is set but ${OWNED_ANNOTATIONS.cidr} is missing`);
+  }
+  const ips = splitList(ipText);
+  const cidrs = splitList(cidrText);
+  const gateways = splitList(annotations[OWNED_ANNOTATIONS.gateway] ?? '').filter(g => g !== '');
+  if (ips.length !== cidrs.length || ips.length > 2) {
+    throw bad(
+      pod,
+      `${OWNED_ANNOTATIONS.ip}="${ipText}" does not pair with ${OWNED_ANNOTATIONS.cidr}="${cidrText}"`,
+    );
+  }
+  const badGw = gateways.find(g => isIP(g) === 0);
+  if (badGw !== undefined) throw bad(pod, `gateway ${JSON.stringify(badGw)} is not an IP address`);
+  return { ipText, ips, cidrs, gateways };
+};
+
+/**
+ * The pod's addresses, IPv4 first: one entry per family from the comma lists in
+ * `podlease.io/ip`, `podlease.io/cidr` and `podlease.io/gateway`. Code 100 when the pod has no
+ * address (106 when it is marked ignore), 101 when the annotations do not fit together.
+ */
+export const podAddresses = (
+  pod: PodRef,
+  annotations: Readonly<Record<string, string>>,
+): PodAddress[] => {
+  const { ipText, ips, cidrs, gateways } = annotationLists(pod, annotations);
+  const out = ips.map((ip, i) => toAddress(pod, ip, cidrs[i] ?? '', gateways));
+  if (out.length === 2 && out[0]?.family === out[1]?.family) {
+    throw bad(pod, `${OWNED_ANNOTATIONS.ip}="${ipText}" lists two addresses of one family`);
+  }
+  return out.sort((a, b) => a.family - b.family);
+};
+
+/** Code 102 when the runtime named a pod UID and the pod found has another one. */
+export const checkUid = (pod: PodRef, found: PodInfo): void => {
+  if (pod.uid === undefined || found.uid === undefined || pod.uid === found.uid) return;
+  throw new CniError(
+    CNI_ERROR.podUidMismatch,
+    `pod ${podName(pod)} has UID ${found.uid}, not ${pod.uid} as the runtime says`,
+    'the pod was deleted and recreated under the same name; the runtime will retry with the new pod',
+  );
+};
