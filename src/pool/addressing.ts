@@ -1,0 +1,47 @@
+/**
+ * Pool-level address checks shared by both stores: turning a requested address into an index of
+ * the pool's layout, or a NotInPoolError that says why it is not allocatable.
+ */
+import { cidrContains, cidrLast, formatCidr, parseIp, parseRange } from '../ip/address.js';
+import type { Pool } from './config.js';
+import { NotInPoolError } from './errors.js';
+import { indexToIp, ipToIndex } from './layout.js';
+
+const whyNotAllocatable = (pool: Pool, text: string): string => {
+  const ip = parseIp(text);
+  if (ip === undefined) return 'it is not an IP address';
+  if (ip.family !== pool.family) return `it is IPv${ip.family} and the pool is IPv${pool.family}`;
+  if (!cidrContains(pool.cidr, ip.family, ip.value)) return `it is outside ${formatCidr(pool.cidr)}`;
+  if (pool.gateway !== undefined && parseIp(pool.gateway)?.value === ip.value) {
+    return 'it is the pool gateway';
+  }
+  if (ip.value === pool.cidr.network && (pool.family === 6 || pool.cidr.prefix < 31)) {
+    return 'it is the network address';
+  }
+  if (pool.family === 4 && pool.cidr.prefix < 31 && ip.value === cidrLast(pool.cidr)) {
+    return 'it is the broadcast address';
+  }
+  if (pool.exclude.some(e => inRange(e, ip.value))) return 'it is excluded by the pool';
+  return `it is outside the pool's ranges (${pool.ranges.join(', ')})`;
+};
+
+const inRange = (text: string, value: bigint): boolean => {
+  const r = parseRange(text);
+  return r !== undefined && value >= r.first && value <= r.last;
+};
+
+/** The layout index of `ip`, or a NotInPoolError naming the reason. */
+export const indexOf = (pool: Pool, ip: string): number => {
+  const index = ipToIndex(pool.layout, ip);
+  if (index === undefined) throw new NotInPoolError(pool.name, ip, whyNotAllocatable(pool, ip));
+  return index;
+};
+
+/** The address at `index`; throws on a corrupt index (a store bug, never user input). */
+export const ipOf = (pool: Pool, index: number): string => {
+  const ip = indexToIp(pool.layout, index);
+  if (ip === undefined) {
+    throw new Error(`pool "${pool.name}": index ${index} is outside its ${pool.layout.size} addresses`);
+  }
+  return ip;
+};

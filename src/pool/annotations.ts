@@ -1,0 +1,32 @@
+/**
+ * Pod annotation keys, the external contract of DESIGN.md §2. Shared by the webhook (writes the
+ * owned keys), the controller (reads them to bind and rebuild) and the CNI plugin (reads them at
+ * ADD time). Node built-ins only: the CNI plugin imports this on its start-up path.
+ */
+export const ANNOTATION_PREFIX = 'podlease.io/';
+
+/** Set by users on a pod, a pod template or (for `pool`) a namespace. */
+export const USER_ANNOTATIONS = {
+  pool: 'podlease.io/pool',
+  staticIp: 'podlease.io/static-ip',
+  sticky: 'podlease.io/sticky',
+  ipList: 'podlease.io/ip-list',
+  whenScaled: 'podlease.io/when-scaled',
+  whenDeleted: 'podlease.io/when-deleted',
+  ignore: 'podlease.io/ignore',
+} as const;
+
+/** Written by podlease only; values arriving on CREATE are discarded and replaced. */
+export const OWNED_ANNOTATIONS = {
+  ip: 'podlease.io/ip',
+  cidr: 'podlease.io/cidr',
+  gateway: 'podlease.io/gateway',
+  lease: 'podlease.io/lease',
+} as const;
+
+export type OwnedAnnotation = (typeof OWNED_ANNOTATIONS)[keyof typeof OWNED_ANNOTATIONS];
+
+export const OWNED_ANNOTATION_KEYS: readonly string[] = Object.values(OWNED_ANNOTATIONS);
+
+/** Label the StatefulSet controller sets on its pods (Kubernetes ≥ 1.28). */
+export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';

@@ -1,0 +1,221 @@
+/**
+ * Typed errors of the lease store, each with a literal `code` discriminant and `retryable`
+ * (whereabouts' `Temporary()` as data). Lua scripts return numeric statuses; `toPoolError` maps
+ * them in exactly one place (BullMQ `finishedErrors`).
+ */
+
+/** Status codes shared by the Lua scripts and the memory store. */
+export const STATUS = {
+  OK: 0,
+  EXHAUSTED: -1,
+  IN_USE: -2,
+  NOT_FOUND: -3,
+  OWNER_MISMATCH: -4,
+  NOT_INITIALISED: -5,
+  LAYOUT_MISMATCH: -6,
+  OUT_OF_RANGE: -7,
+  ID_EXISTS: -8,
+} as const;
+export type Status = (typeof STATUS)[keyof typeof STATUS];
+
+/** Who holds an address, as far as the store knows. */
+export interface Holder {
+  readonly namespace: string;
+  readonly name?: string | undefined;
+  readonly generateName?: string | undefined;
+  readonly leaseId?: string | undefined;
+  /** Set when the address is held by a sticky reservation. */
+  readonly stickyKey?: string | undefined;
+}
+
+/** `namespace/name`, or for a pod not yet named, `namespace/generateName*`. */
+export const describeHolder = (h: Holder): string => {
+  if (h.name !== undefined && h.name !== '') return `pod ${h.namespace}/${h.name}`;
+  if (h.generateName !== undefined && h.generateName !== '') {
+    return `a pod of ${h.namespace}/${h.generateName}* not yet named`;
+  }
+  if (h.stickyKey !== undefined) return `the sticky reservation ${h.stickyKey}`;
+  return `a pod in namespace ${h.namespace}`;
+};
+
+abstract class PoolError extends Error {
+  abstract readonly code: string;
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** No free address (Kubernetes ipallocator `ErrFull`). */
+export class PoolExhaustedError extends PoolError {
+  readonly code = 'POOL_EXHAUSTED' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly leased: number;
+  readonly size: number;
+  constructor(pool: string, leased: number, size: number) {
+    super(`pool "${pool}" is exhausted: ${leased} of ${size} addresses leased`);
+    this.pool = pool;
+    this.leased = leased;
+    this.size = size;
+  }
+}
+
+/** The requested address is held by someone else (`ErrAllocated`). */
+export class AddressInUseError extends PoolError {
+  readonly code = 'ADDRESS_IN_USE' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly ip: string;
+  readonly holder: Holder;
+  constructor(pool: string, ip: string, holder: Holder) {
+    super(`address ${ip} of pool "${pool}" is held by ${describeHolder(holder)}`);
+    this.pool = pool;
+    this.ip = ip;
+    this.holder = holder;
+  }
+}
+
+/** The address is not an allocatable address of the pool (`ErrNotInRange`). */
+export class NotInPoolError extends PoolError {
+  readonly code = 'NOT_IN_POOL' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly ip: string;
+  readonly reason: string;
+  constructor(pool: string, ip: string, reason: string) {
+    super(`address ${ip} is not allocatable in pool "${pool}": ${reason}`);
+    this.pool = pool;
+    this.ip = ip;
+    this.reason = reason;
+  }
+}
+
+export class UnknownPoolError extends PoolError {
+  readonly code = 'UNKNOWN_POOL' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly known: readonly string[];
+  constructor(pool: string, known: readonly string[]) {
+    super(`unknown pool "${pool}"; known pools: ${known.length > 0 ? known.join(', ') : '(none)'}`);
+    this.pool = pool;
+    this.known = known;
+  }
+}
+
+export class LeaseNotFoundError extends PoolError {
+  readonly code = 'LEASE_NOT_FOUND' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly leaseId: string;
+  constructor(pool: string, leaseId: string) {
+    super(`lease ${pool}/${leaseId} does not exist (released, expired or replaced)`);
+    this.pool = pool;
+    this.leaseId = leaseId;
+  }
+}
+
+/** A lease already bound to another pod UID (DESIGN §3: conflict). */
+export class LeaseConflictError extends PoolError {
+  readonly code = 'LEASE_CONFLICT' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly leaseId: string;
+  readonly boundUid: string;
+  readonly boundPod: string;
+  constructor(pool: string, leaseId: string, boundUid: string, boundPod: string) {
+    super(`lease ${pool}/${leaseId} is already bound to pod ${boundPod} (uid ${boundUid})`);
+    this.pool = pool;
+    this.leaseId = leaseId;
+    this.boundUid = boundUid;
+    this.boundPod = boundPod;
+  }
+}
+
+/** The pool's epoch is missing: fresh or wiped, waiting for init or rebuild. */
+export class PoolRecoveringError extends PoolError {
+  readonly code = 'POOL_RECOVERING' as const;
+  readonly retryable = true;
+  readonly pool: string;
+  constructor(pool: string) {
+    super(
+      `pool "${pool}" is recovering: its state in the store is missing and is being rebuilt from ` +
+        'the cluster; retry in a few seconds',
+    );
+    this.pool = pool;
+  }
+}
+
+/** Replicas disagree about the pool's addresses (different pools files). */
+export class LayoutMismatchError extends PoolError {
+  readonly code = 'LAYOUT_MISMATCH' as const;
+  readonly retryable = true;
+  readonly pool: string;
+  constructor(pool: string) {
+    super(
+      `pool "${pool}" in the store was laid out from a different pools file than this replica's; ` +
+        'wait for the rollout to finish, or run `podlease pools` to compare',
+    );
+    this.pool = pool;
+  }
+}
+
+/** Shrinking a pool would strand live leases (DESIGN §1). */
+export class PoolShrinkError extends PoolError {
+  readonly code = 'POOL_SHRINK_REFUSED' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly stranded: readonly string[];
+  constructor(pool: string, stranded: readonly string[]) {
+    super(
+      `pool "${pool}": the new configuration leaves out ${stranded.length} address(es) still leased ` +
+        `or reserved (${stranded.slice(0, 5).join(', ')}${stranded.length > 5 ? ', …' : ''}); ` +
+        'release them first or keep them in the pool',
+    );
+    this.pool = pool;
+    this.stranded = stranded;
+  }
+}
+
+/** The store did not answer (Redis down, timed out, connection closed). */
+export class StoreUnavailableError extends PoolError {
+  readonly code = 'STORE_UNAVAILABLE' as const;
+  readonly retryable = true;
+  constructor(message: string, options?: ErrorOptions) {
+    super(`lease store unavailable: ${message}`, options);
+  }
+}
+
+/** A sticky key is already reserved to another address. */
+export class ReservationExistsError extends PoolError {
+  readonly code = 'RESERVATION_EXISTS' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly key: string;
+  readonly ip: string;
+  constructor(pool: string, key: string, ip: string) {
+    super(
+      `sticky key ${key} of pool "${pool}" is already reserved to ${ip}; ` +
+        'unreserve it first to move it to another address',
+    );
+    this.pool = pool;
+    this.key = key;
+    this.ip = ip;
+  }
+}
+
+export type AnyPoolError =
+  | ReservationExistsError
+  | PoolExhaustedError
+  | AddressInUseError
+  | NotInPoolError
+  | UnknownPoolError
+  | LeaseNotFoundError
+  | LeaseConflictError
+  | PoolRecoveringError
+  | LayoutMismatchError
+  | PoolShrinkError
+  | StoreUnavailableError;
+
+export const isPoolError = (err: unknown): err is AnyPoolError => err instanceof PoolError;

@@ -1,0 +1,24 @@
+/**
+ * Redis key builder (BullMQ `QueueKeys.toKey`). Every key of a pool carries the `{<pool>}` hash
+ * tag so each script touches one cluster slot; every key reaches Lua through KEYS[].
+ */
+export const KEY_TYPES = [
+  'meta',
+  'epoch',
+  'dirty',
+  'released',
+  'leases',
+  'byip',
+  'pending',
+  'sticky',
+  'resbyip',
+] as const;
+export type KeyType = (typeof KEY_TYPES)[number];
+export type PoolKeys = Readonly<Record<KeyType, string>>;
+
+export const toKey = (pool: string, type: KeyType): string => `podlease:{${pool}}:${type}`;
+
+export const poolKeys = (pool: string): PoolKeys =>
+  Object.freeze(
+    Object.fromEntries(KEY_TYPES.map(t => [t, toKey(pool, t)])) as Record<KeyType, string>,
+  );

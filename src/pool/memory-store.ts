@@ -1,0 +1,534 @@
+/**
+ * In-process lease store: the embedded default of `podlease serve` and the fake of the unit
+ * tests. Same semantics as the Lua scripts, enforced by one contract suite. Single replica only:
+ * nothing is shared between processes and nothing survives a restart.
+ */
+import { randomUUID } from 'node:crypto';
+import { indexOf, ipOf } from './addressing.js';
+import type { Pool } from './config.js';
+import {
+  AddressInUseError,
+  LayoutMismatchError,
+  LeaseConflictError,
+  LeaseNotFoundError,
+  PoolExhaustedError,
+  PoolRecoveringError,
+  PoolShrinkError,
+  ReservationExistsError,
+  type Holder,
+} from './errors.js';
+import { indexToIp, ipToIndex, type Layout } from './layout.js';
+import type {
+  AllocateRequest,
+  Allocation,
+  EnsureOptions,
+  EnsureResult,
+  LeaseRecord,
+  LeaseState,
+  LeaseStore,
+  PodRef,
+  PoolStats,
+  ReleaseOptions,
+  ReleaseResult,
+  Reservation,
+  RestoreRequest,
+  UnreserveResult,
+} from './store.js';
+
+interface Rec {
+  id: string;
+  index: number;
+  state: LeaseState;
+  namespace: string;
+  name?: string | undefined;
+  generateName?: string | undefined;
+  uid?: string | undefined;
+  stickyKey?: string | undefined;
+  createdAt: number;
+  expiresAt?: number | undefined;
+  boundAt?: number | undefined;
+}
+
+/** One pool's state: the same structures as the Redis keys (see lua/allocate-9.lua). */
+class PoolState {
+  layout: Layout;
+  epoch: string | undefined;
+  /** Bit per index: ever handed out (held, or released and waiting in `released`). */
+  dirty: Uint8Array;
+  cursor = -1;
+  held = 0;
+  /** Free, previously used indexes in release order (Map keeps insertion order). */
+  readonly released = new Map<number, number>();
+  readonly leases = new Map<string, Rec>();
+  readonly byIndex = new Map<number, string>();
+  readonly sticky = new Map<string, number>();
+  readonly resByIndex = new Map<number, string>();
+
+  constructor(layout: Layout, epoch: string | undefined) {
+    this.layout = layout;
+    this.epoch = epoch;
+    this.dirty = new Uint8Array(Math.ceil(layout.size / 8));
+  }
+
+  isDirty(i: number): boolean {
+    return ((this.dirty[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
+  }
+
+  setDirty(i: number): void {
+    this.dirty[i >> 3] = (this.dirty[i >> 3] ?? 0) | (1 << (i & 7));
+  }
+
+  isHeld(i: number): boolean {
+    return this.byIndex.has(i) || this.resByIndex.has(i);
+  }
+
+  /** First never-used index after the cursor, wrapping; else the oldest released one. */
+  nextFree(): { index: number; fresh: boolean } | undefined {
+    const size = this.layout.size;
+    const ahead = this.findClear(this.cursor + 1, size);
+    const fresh = ahead ?? this.findClear(0, Math.min(this.cursor + 1, size));
+    if (fresh !== undefined) return { index: fresh, fresh: true };
+    const oldest = this.released.keys().next();
+    return oldest.done === true ? undefined : { index: oldest.value, fresh: false };
+  }
+
+  /** First clear bit in [from, to), skipping whole bytes that are full (BITPOS in Redis). */
+  findClear(from: number, to: number): number | undefined {
+    let i = from;
+    while (i < to) {
+      if ((i & 7) === 0 && this.dirty[i >> 3] === 0xff) {
+        i += 8;
+        continue;
+      }
+      if (!this.isDirty(i)) return i;
+      i++;
+    }
+    return undefined;
+  }
+
+  /** Marks a free index held. */
+  take(i: number, moveCursor: boolean): void {
+    if (this.isDirty(i)) {
+      this.released.delete(i);
+    } else {
+      this.setDirty(i);
+      if (moveCursor) this.cursor = i;
+    }
+    this.held++;
+  }
+
+  /** Returns a held index to the pool, behind every other free address. */
+  free(i: number): void {
+    this.released.set(i, Date.now());
+    this.held--;
+  }
+
+  holderOf(i: number): Holder | undefined {
+    const id = this.byIndex.get(i);
+    const rec = id === undefined ? undefined : this.leases.get(id);
+    if (rec !== undefined) {
+      return { namespace: rec.namespace, name: rec.name, generateName: rec.generateName, leaseId: rec.id };
+    }
+    const key = this.resByIndex.get(i);
+    return key === undefined ? undefined : { namespace: key.split('/')[0] ?? '', stickyKey: key };
+  }
+}
+
+const samePod = (rec: Rec, pod: PodRef): boolean =>
+  rec.namespace === pod.namespace && rec.name !== undefined && rec.name !== '' && rec.name === pod.name;
+
+export class MemoryLeaseStore implements LeaseStore {
+  readonly kind = 'memory' as const;
+  readonly #pools = new Map<string, PoolState>();
+
+  ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
+    return run(() => this.#ensure(pool, options));
+  }
+
+  #ensure(pool: Pool, options: EnsureOptions): EnsureResult {
+    const st = this.#pools.get(pool.name);
+    const epoch = options.withoutEpoch === true ? undefined : randomUUID();
+    if (st === undefined) {
+      if (!options.initialize) return 'uninitialised';
+      this.#pools.set(pool.name, new PoolState(pool.layout, epoch));
+      return 'created';
+    }
+    if (st.layout.hash !== pool.layout.hash) {
+      relayout(st, pool);
+      return 'relaid';
+    }
+    if (st.epoch === undefined) {
+      if (!options.initialize || epoch === undefined) return 'uninitialised';
+      st.epoch = epoch;
+      return 'created';
+    }
+    return 'ready';
+  }
+
+  allocate(req: AllocateRequest): Promise<Allocation> {
+    return run(() => {
+      const st = this.#ready(req.pool);
+      if (st.leases.has(req.leaseId)) throw new Error(`lease id ${req.leaseId} already exists`);
+      const pick = pickIndex(st, req);
+      const now = req.now ?? Date.now();
+      const rec: Rec = {
+        id: req.leaseId,
+        index: pick.index,
+        state: 'pending',
+        namespace: req.pod.namespace,
+        name: req.pod.name,
+        generateName: req.pod.generateName,
+        stickyKey: req.stickyKey,
+        createdAt: now,
+        expiresAt: now + req.ttlMs,
+      };
+      const dryRun = req.dryRun === true;
+      if (!dryRun) commitLease(st, rec, pick);
+      return {
+        lease: toRecord(req.pool, rec),
+        reused: pick.reused,
+        replaced: pick.replaced,
+        dryRun,
+      };
+    });
+  }
+
+  bind(
+    pool: Pool,
+    leaseId: string,
+    pod: { namespace: string; name: string; uid: string },
+    now?: number,
+  ): Promise<LeaseRecord> {
+    return run(() => {
+      const st = this.#state(pool);
+      const rec = st.leases.get(leaseId);
+      if (rec === undefined) throw new LeaseNotFoundError(pool.name, leaseId);
+      if (rec.state === 'bound' && rec.uid !== pod.uid) {
+        throw new LeaseConflictError(pool.name, leaseId, rec.uid ?? '', `${rec.namespace}/${rec.name ?? ''}`);
+      }
+      if (rec.state === 'pending') {
+        rec.state = 'bound';
+        rec.uid = pod.uid;
+        rec.name = pod.name;
+        rec.namespace = pod.namespace;
+        rec.boundAt = now ?? Date.now();
+        rec.expiresAt = undefined;
+      }
+      return toRecord(pool, rec);
+    });
+  }
+
+  release(pool: Pool, leaseId: string, options: ReleaseOptions = {}): Promise<ReleaseResult> {
+    return run(() => {
+      const st = this.#state(pool);
+      const rec = st.leases.get(leaseId);
+      if (rec === undefined) return { released: false, keptByReservation: false, reason: 'not-found' };
+      if (options.onlyIfPending === true && rec.state !== 'pending') {
+        return { released: false, keptByReservation: false, reason: 'not-pending' };
+      }
+      if (options.uid !== undefined && rec.state === 'bound' && rec.uid !== options.uid) {
+        return { released: false, keptByReservation: false, reason: 'uid-mismatch' };
+      }
+      st.leases.delete(leaseId);
+      st.byIndex.delete(rec.index);
+      const kept = st.resByIndex.has(rec.index);
+      if (!kept) st.free(rec.index);
+      return { released: true, ip: ipOf(pool, rec.index), keptByReservation: kept };
+    });
+  }
+
+  expired(pool: Pool, now: number, limit = 1000): Promise<LeaseRecord[]> {
+    return run(() => {
+      const st = this.#state(pool);
+      return [...st.leases.values()]
+        .filter(r => r.state === 'pending' && (r.expiresAt ?? Infinity) <= now)
+        .sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0))
+        .slice(0, limit)
+        .map(r => toRecord(pool, r));
+    });
+  }
+
+  reserve(pool: Pool, key: string, ip?: string): Promise<Reservation> {
+    return run(() => {
+      const st = this.#ready(pool);
+      const existing = st.sticky.get(key);
+      if (existing !== undefined) {
+        const have = ipOf(pool, existing);
+        if (ip !== undefined && indexOf(pool, ip) !== existing) {
+          throw new ReservationExistsError(pool.name, key, have);
+        }
+        return { pool: pool.name, key, ip: have, leaseId: st.byIndex.get(existing) };
+      }
+      const index = ip === undefined ? dynamicIndex(st, pool) : exactFreeIndex(st, pool, ip);
+      st.take(index, ip === undefined);
+      st.sticky.set(key, index);
+      st.resByIndex.set(index, key);
+      return { pool: pool.name, key, ip: ipOf(pool, index) };
+    });
+  }
+
+  unreserve(pool: Pool, key: string): Promise<UnreserveResult> {
+    return run(() => {
+      const st = this.#state(pool);
+      const index = st.sticky.get(key);
+      if (index === undefined) return { removed: false, freed: false };
+      st.sticky.delete(key);
+      st.resByIndex.delete(index);
+      const freed = !st.byIndex.has(index);
+      if (freed) st.free(index);
+      return { removed: true, ip: ipOf(pool, index), freed };
+    });
+  }
+
+  get(pool: Pool, leaseId: string): Promise<LeaseRecord | undefined> {
+    return run(() => {
+      const rec = this.#state(pool).leases.get(leaseId);
+      return rec === undefined ? undefined : toRecord(pool, rec);
+    });
+  }
+
+  leases(pool: Pool): Promise<LeaseRecord[]> {
+    return run(() => [...this.#state(pool).leases.values()].map(r => toRecord(pool, r)));
+  }
+
+  reservations(pool: Pool): Promise<Reservation[]> {
+    return run(() => {
+      const st = this.#state(pool);
+      return [...st.sticky.entries()].map(([key, index]) => ({
+        pool: pool.name,
+        key,
+        ip: ipOf(pool, index),
+        leaseId: st.byIndex.get(index),
+      }));
+    });
+  }
+
+  stats(pool: Pool): Promise<PoolStats> {
+    return run(() => {
+      const st = this.#state(pool);
+      let pending = 0;
+      for (const r of st.leases.values()) if (r.state === 'pending') pending++;
+      return {
+        pool: pool.name,
+        size: st.layout.size,
+        leased: st.held,
+        pending,
+        bound: st.leases.size - pending,
+        reserved: st.sticky.size,
+        free: st.layout.size - st.held,
+      };
+    });
+  }
+
+  restore(req: RestoreRequest): Promise<LeaseRecord> {
+    return run(() => {
+      const st = this.#state(req.pool);
+      const index = indexOf(req.pool, req.ip);
+      const known = st.leases.get(req.leaseId);
+      if (known !== undefined && known.index === index) return toRecord(req.pool, known);
+      checkRestorable(st, req, index);
+      if (!st.isHeld(index)) st.take(index, false);
+      if (req.stickyKey !== undefined) {
+        st.sticky.set(req.stickyKey, index);
+        st.resByIndex.set(index, req.stickyKey);
+      }
+      const now = req.now ?? Date.now();
+      const rec: Rec = {
+        id: req.leaseId,
+        index,
+        state: 'bound',
+        namespace: req.pod.namespace,
+        name: req.pod.name,
+        generateName: req.pod.generateName,
+        uid: req.pod.uid,
+        stickyKey: req.stickyKey,
+        createdAt: now,
+        boundAt: now,
+      };
+      st.leases.set(rec.id, rec);
+      st.byIndex.set(index, rec.id);
+      return toRecord(req.pool, rec);
+    });
+  }
+
+  epoch(pool: Pool): Promise<string | undefined> {
+    return Promise.resolve(this.#pools.get(pool.name)?.epoch);
+  }
+
+  markReady(pool: Pool): Promise<string> {
+    return run(() => {
+      const st = this.#state(pool);
+      st.epoch ??= randomUUID();
+      return st.epoch;
+    });
+  }
+
+  ping(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The pool's state, for reads and for mutations that work during a rebuild. */
+  #state(pool: Pool): PoolState {
+    const st = this.#pools.get(pool.name);
+    if (st === undefined) throw new PoolRecoveringError(pool.name);
+    if (st.layout.hash !== pool.layout.hash) throw new LayoutMismatchError(pool.name);
+    return st;
+  }
+
+  /** The pool's state for allocation: the epoch must be set. */
+  #ready(pool: Pool): PoolState {
+    const st = this.#state(pool);
+    if (st.epoch === undefined) throw new PoolRecoveringError(pool.name);
+    return st;
+  }
+}
+
+interface Pick {
+  index: number;
+  /** The index is already held: by this sticky key's reservation, or by a lease being replaced. */
+  held: boolean;
+  /** The index comes from the next-fit scan: the cursor moves to it. */
+  dynamic: boolean;
+  reused: boolean;
+  replaced?: string | undefined;
+}
+
+const pickIndex = (st: PoolState, req: AllocateRequest): Pick => {
+  const key = req.stickyKey;
+  const reservedIndex = key === undefined ? undefined : st.sticky.get(key);
+  if (reservedIndex !== undefined) {
+    const replaced = st.byIndex.get(reservedIndex);
+    return { index: reservedIndex, held: true, dynamic: false, reused: true, replaced };
+  }
+  if (req.ip !== undefined) return exactPick(st, req, req.ip);
+  return { index: dynamicIndex(st, req.pool), held: false, dynamic: true, reused: false };
+};
+
+const exactPick = (st: PoolState, req: AllocateRequest, ip: string): Pick => {
+  const index = indexOf(req.pool, ip);
+  const holderId = st.byIndex.get(index);
+  const holder = holderId === undefined ? undefined : st.leases.get(holderId);
+  const resKey = st.resByIndex.get(index);
+  if (resKey !== undefined && resKey !== req.stickyKey) {
+    throw new AddressInUseError(req.pool.name, ip, st.holderOf(index) ?? { namespace: '' });
+  }
+  if (holder !== undefined) {
+    if (!samePod(holder, req.pod)) {
+      throw new AddressInUseError(req.pool.name, ip, st.holderOf(index) ?? { namespace: '' });
+    }
+    return { index, held: true, dynamic: false, reused: false, replaced: holder.id };
+  }
+  return { index, held: false, dynamic: false, reused: false };
+};
+
+const dynamicIndex = (st: PoolState, pool: Pool): number => {
+  const next = st.held < st.layout.size ? st.nextFree() : undefined;
+  if (next === undefined) throw new PoolExhaustedError(pool.name, st.held, st.layout.size);
+  return next.index;
+};
+
+const exactFreeIndex = (st: PoolState, pool: Pool, ip: string): number => {
+  const index = indexOf(pool, ip);
+  const holder = st.holderOf(index);
+  if (holder !== undefined) throw new AddressInUseError(pool.name, ip, holder);
+  return index;
+};
+
+const commitLease = (st: PoolState, rec: Rec, pick: Pick): void => {
+  if (pick.replaced !== undefined) st.leases.delete(pick.replaced);
+  if (!pick.held) st.take(pick.index, pick.dynamic);
+  if (rec.stickyKey !== undefined && !pick.reused) {
+    st.sticky.set(rec.stickyKey, pick.index);
+    st.resByIndex.set(pick.index, rec.stickyKey);
+  }
+  st.leases.set(rec.id, rec);
+  st.byIndex.set(pick.index, rec.id);
+};
+
+const checkRestorable = (st: PoolState, req: RestoreRequest, index: number): void => {
+  const holderId = st.byIndex.get(index);
+  const resKey = st.resByIndex.get(index);
+  const keyIndex = req.stickyKey === undefined ? undefined : st.sticky.get(req.stickyKey);
+  const clash =
+    (holderId !== undefined && holderId !== req.leaseId) ||
+    (resKey !== undefined && resKey !== req.stickyKey) ||
+    (keyIndex !== undefined && keyIndex !== index);
+  if (clash) {
+    throw new AddressInUseError(req.pool.name, req.ip, st.holderOf(index) ?? { namespace: '' });
+  }
+  if (st.leases.has(req.leaseId)) {
+    throw new Error(`lease id ${req.leaseId} is already restored at another address`);
+  }
+};
+
+const toRecord = (pool: Pool, r: Rec): LeaseRecord => ({
+  id: r.id,
+  pool: pool.name,
+  ip: ipOf(pool, r.index),
+  state: r.state,
+  namespace: r.namespace,
+  name: r.name,
+  generateName: r.generateName,
+  uid: r.uid,
+  stickyKey: r.stickyKey,
+  createdAt: r.createdAt,
+  expiresAt: r.expiresAt,
+  boundAt: r.boundAt,
+});
+
+/** Maps every index of a pool's state onto a new layout; refuses when a held address is dropped. */
+const relayout = (st: PoolState, pool: Pool): void => {
+  const old = st.layout;
+  const map = (i: number): number | undefined => {
+    const ip = indexToIp(old, i);
+    return ip === undefined ? undefined : ipToIndex(pool.layout, ip);
+  };
+  const heldIndexes = new Set([...st.byIndex.keys(), ...st.resByIndex.keys()]);
+  const stranded = [...heldIndexes]
+    .filter(i => map(i) === undefined)
+    .sort((a, b) => a - b)
+    .map(i => indexToIp(old, i) ?? '?');
+  if (stranded.length > 0) throw new PoolShrinkError(pool.name, stranded);
+  const next = new PoolState(pool.layout, st.epoch);
+  for (const rec of st.leases.values()) rec.index = map(rec.index) ?? rec.index;
+  remapInto(st, next, map);
+  Object.assign(st, { layout: next.layout, dirty: next.dirty, cursor: next.cursor, held: next.held });
+};
+
+const remapInto = (st: PoolState, next: PoolState, map: (i: number) => number | undefined): void => {
+  const entries = <V>(m: Map<number, V>): [number, V][] => [...m.entries()];
+  const byIndex = entries(st.byIndex);
+  const resByIndex = entries(st.resByIndex);
+  const released = entries(st.released);
+  st.byIndex.clear();
+  st.resByIndex.clear();
+  st.released.clear();
+  for (const [i, id] of byIndex) st.byIndex.set(map(i) ?? i, id);
+  for (const [i, key] of resByIndex) st.resByIndex.set(map(i) ?? i, key);
+  for (const [key, i] of st.sticky) st.sticky.set(key, map(i) ?? i);
+  for (const [i, t] of released) {
+    const j = map(i);
+    if (j !== undefined) st.released.set(j, t);
+  }
+  for (const i of new Set([...st.byIndex.keys(), ...st.resByIndex.keys(), ...st.released.keys()])) {
+    next.setDirty(i);
+  }
+  next.held = new Set([...st.byIndex.keys(), ...st.resByIndex.keys()]).size;
+  next.cursor = st.cursor < 0 ? -1 : (map(st.cursor) ?? -1);
+};
+
+/** Runs a synchronous store operation as a promise, turning throws into rejections. */
+const run = <T>(fn: () => T): Promise<T> => {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
+};
+
+const _check = new MemoryLeaseStore() satisfies LeaseStore;
+void _check;

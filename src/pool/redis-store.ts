@@ -1,0 +1,491 @@
+/**
+ * Redis lease store: every mutation is one Lua script (src/pool/lua), every key of a pool sits
+ * under the pool's hash tag. Statuses returned by the scripts are mapped to typed errors here and
+ * nowhere else; connection failures become StoreUnavailableError (retryable).
+ */
+import { randomUUID } from 'node:crypto';
+import { createClient, ErrorReply } from 'redis';
+import { indexOf, ipOf } from './addressing.js';
+import type { Pool } from './config.js';
+import {
+  AddressInUseError,
+  LayoutMismatchError,
+  LeaseConflictError,
+  LeaseNotFoundError,
+  PoolExhaustedError,
+  PoolRecoveringError,
+  PoolShrinkError,
+  ReservationExistsError,
+  STATUS,
+  StoreUnavailableError,
+  type Holder,
+} from './errors.js';
+import { poolKeys, type PoolKeys } from './keys.js';
+import { indexToIp, ipToIndex, parseSegments, serializeSegments, type Layout } from './layout.js';
+import { scriptName, scripts, type ScriptArg, type ScriptName } from './scripts.js';
+import type {
+  AllocateRequest,
+  Allocation,
+  EnsureOptions,
+  EnsureResult,
+  LeaseRecord,
+  LeaseStore,
+  PoolStats,
+  ReleaseOptions,
+  ReleaseResult,
+  Reservation,
+  RestoreRequest,
+  UnreserveResult,
+} from './store.js';
+
+export interface RedisStoreOptions {
+  readonly url: string;
+  /** Per-command deadline; a command past it fails as StoreUnavailableError. */
+  readonly commandTimeoutMs?: number | undefined;
+  readonly connectTimeoutMs?: number | undefined;
+  /** Prefix of the client name shown by CLIENT LIST. */
+  readonly clientName?: string | undefined;
+}
+
+/** Record fields as stored in the leases hash (short keys: this is the hot path). */
+interface StoredRecord {
+  i: number;
+  s: 'pending' | 'bound';
+  ns: string;
+  n?: string;
+  g?: string;
+  u?: string;
+  k?: string;
+  c: number;
+  e?: number;
+  b?: number;
+}
+
+type Reply = readonly unknown[];
+type ScriptCaller = (keys: PoolKeys, args: readonly ScriptArg[]) => Promise<unknown>;
+
+const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
+const RELAYOUT_ATTEMPTS = 5;
+
+const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
+const str = (v: unknown): string => (typeof v === 'string' ? v : String(v));
+
+const toHolder = (type: unknown, value: unknown): Holder => {
+  if (type === 'key') return { namespace: str(value).split('/')[0] ?? '', stickyKey: str(value) };
+  const r = JSON.parse(str(value)) as StoredRecord;
+  return { namespace: r.ns, name: r.n, generateName: r.g, leaseId: undefined };
+};
+
+const fromStored = (pool: Pool, id: string, r: StoredRecord): LeaseRecord => ({
+  id,
+  pool: pool.name,
+  ip: ipOf(pool, r.i),
+  state: r.s,
+  namespace: r.ns,
+  name: r.n,
+  generateName: r.g,
+  uid: r.u,
+  stickyKey: r.k,
+  createdAt: r.c,
+  expiresAt: r.e,
+  boundAt: r.b,
+});
+
+/** The record JSON without `i`, which the script prepends. Empty fields are left out. */
+const recordJson = (fields: Omit<StoredRecord, 'i'>): string =>
+  JSON.stringify(
+    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== '')),
+  );
+
+export class RedisLeaseStore implements LeaseStore {
+  readonly kind = 'redis' as const;
+  readonly #client: ReturnType<typeof createRedisClient>;
+  readonly #keys = new Map<string, PoolKeys>();
+
+  private constructor(client: ReturnType<typeof createRedisClient>) {
+    this.#client = client;
+  }
+
+  /** Connects (failing fast when Redis does not answer) and returns a ready store. */
+  static async connect(options: RedisStoreOptions): Promise<RedisLeaseStore> {
+    const client = createRedisClient(options);
+    client.on('error', () => {
+      // Reconnection is handled by node-redis; each failed command surfaces as
+      // StoreUnavailableError to its caller. Without this listener the process would crash.
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      client.destroy();
+      throw new StoreUnavailableError(`cannot connect to ${redactUrl(options.url)}`, { cause: err });
+    }
+    return new RedisLeaseStore(client);
+  }
+
+  async ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
+    const keys = this.#poolKeys(pool);
+    for (let attempt = 0; attempt < RELAYOUT_ATTEMPTS; attempt++) {
+      const [layout, segments] = await this.#do(() =>
+        this.#client.hmGet(keys.meta, ['layout', 'segments']),
+      );
+      if (layout === null || layout === undefined) {
+        if (!options.initialize) return 'uninitialised';
+        const epoch = options.withoutEpoch === true ? '' : randomUUID();
+        const args = [pool.layout.hash, pool.layout.size, serializeSegments(pool.layout), epoch, Date.now()];
+        const r = await this.#script('init', keys, args);
+        if (num(r[0]) === 0) return 'created';
+        continue;
+      }
+      if (layout !== pool.layout.hash) {
+        const old = parseSegments(str(segments));
+        if (old === undefined) throw new Error(`pool "${pool.name}": stored segments are unreadable`);
+        if (await this.#relayout(pool, old, layout)) return 'relaid';
+        continue;
+      }
+      const epoch = await this.epoch(pool);
+      if (epoch !== undefined) return 'ready';
+      if (!options.initialize || options.withoutEpoch === true) return 'uninitialised';
+      await this.markReady(pool);
+      return 'created';
+    }
+    throw new LayoutMismatchError(pool.name);
+  }
+
+  async allocate(req: AllocateRequest): Promise<Allocation> {
+    const pool = req.pool;
+    const now = req.now ?? Date.now();
+    const wanted = req.ip === undefined ? -1 : indexOf(pool, req.ip);
+    const expiresAt = now + req.ttlMs;
+    const rec = {
+      s: 'pending' as const,
+      ns: req.pod.namespace,
+      n: req.pod.name,
+      g: req.pod.generateName,
+      k: req.stickyKey,
+      c: now,
+      e: expiresAt,
+    };
+    const r = await this.#script('allocate', this.#poolKeys(pool), [
+      pool.layout.hash,
+      'lease',
+      req.leaseId,
+      wanted,
+      req.stickyKey ?? '',
+      recordJson(rec),
+      expiresAt,
+      req.dryRun === true ? '1' : '0',
+      req.pod.namespace,
+      req.pod.name ?? '',
+    ]);
+    const index = this.#allocationIndex(pool, r, req.ip);
+    const replaced = str(r[2]);
+    return {
+      lease: fromStored(pool, req.leaseId, { i: index, ...rec }),
+      reused: num(r[3]) === 1,
+      replaced: replaced === '' ? undefined : replaced,
+      dryRun: req.dryRun === true,
+    };
+  }
+
+  async bind(
+    pool: Pool,
+    leaseId: string,
+    pod: { namespace: string; name: string; uid: string },
+    now?: number,
+  ): Promise<LeaseRecord> {
+    const r = await this.#script('bind', this.#poolKeys(pool), [
+      leaseId,
+      pod.namespace,
+      pod.name,
+      pod.uid,
+      now ?? Date.now(),
+    ]);
+    const status = num(r[0]);
+    if (status === STATUS.NOT_FOUND) throw new LeaseNotFoundError(pool.name, leaseId);
+    const stored = JSON.parse(str(r[1])) as StoredRecord;
+    if (status === STATUS.OWNER_MISMATCH) {
+      throw new LeaseConflictError(pool.name, leaseId, stored.u ?? '', `${stored.ns}/${stored.n ?? ''}`);
+    }
+    return fromStored(pool, leaseId, stored);
+  }
+
+  async release(pool: Pool, leaseId: string, options: ReleaseOptions = {}): Promise<ReleaseResult> {
+    const r = await this.#script('release', this.#poolKeys(pool), [
+      leaseId,
+      options.onlyIfPending === true ? '1' : '0',
+      options.uid ?? '',
+    ]);
+    const status = num(r[0]);
+    if (status === STATUS.NOT_FOUND) {
+      return { released: false, keptByReservation: false, reason: 'not-found' };
+    }
+    if (status === STATUS.OWNER_MISMATCH) {
+      const reason = str(r[1]) === 'not-pending' ? 'not-pending' : 'uid-mismatch';
+      return { released: false, keptByReservation: false, reason };
+    }
+    return { released: true, ip: ipOf(pool, num(r[1])), keptByReservation: num(r[2]) === 1 };
+  }
+
+  async expired(pool: Pool, now: number, limit = 1000): Promise<LeaseRecord[]> {
+    const keys = this.#poolKeys(pool);
+    const ids = await this.#do(() =>
+      this.#client.zRange(keys.pending, '-inf', now, { BY: 'SCORE', LIMIT: { offset: 0, count: limit } }),
+    );
+    return this.#records(pool, ids);
+  }
+
+  async reserve(pool: Pool, key: string, ip?: string): Promise<Reservation> {
+    const wanted = ip === undefined ? -1 : indexOf(pool, ip);
+    const keys = this.#poolKeys(pool);
+    const r = await this.#script('allocate', keys, [
+      pool.layout.hash,
+      'reserve',
+      '',
+      wanted,
+      key,
+      '',
+      0,
+      '0',
+      '',
+      '',
+    ]);
+    const index = this.#allocationIndex(pool, r, ip);
+    if (wanted >= 0 && index !== wanted) {
+      throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
+    }
+    const leaseId = await this.#do(() => this.#client.hGet(keys.byip, String(index)));
+    return { pool: pool.name, key, ip: ipOf(pool, index), leaseId: leaseId ?? undefined };
+  }
+
+  async unreserve(pool: Pool, key: string): Promise<UnreserveResult> {
+    const r = await this.#script('unreserve', this.#poolKeys(pool), [key]);
+    if (num(r[0]) === STATUS.NOT_FOUND) return { removed: false, freed: false };
+    return { removed: true, ip: ipOf(pool, num(r[1])), freed: num(r[2]) === 1 };
+  }
+
+  async get(pool: Pool, leaseId: string): Promise<LeaseRecord | undefined> {
+    const [rec] = await this.#records(pool, [leaseId]);
+    return rec;
+  }
+
+  async leases(pool: Pool): Promise<LeaseRecord[]> {
+    const all = await this.#do(() => this.#client.hGetAll(this.#poolKeys(pool).leases));
+    return Object.entries(all).map(([id, json]) => fromStored(pool, id, JSON.parse(json) as StoredRecord));
+  }
+
+  async reservations(pool: Pool): Promise<Reservation[]> {
+    const keys = this.#poolKeys(pool);
+    const [sticky, byip] = await this.#do(() =>
+      Promise.all([this.#client.hGetAll(keys.sticky), this.#client.hGetAll(keys.byip)]),
+    );
+    return Object.entries(sticky).map(([key, index]) => ({
+      pool: pool.name,
+      key,
+      ip: ipOf(pool, Number(index)),
+      leaseId: byip[index],
+    }));
+  }
+
+  async stats(pool: Pool): Promise<PoolStats> {
+    const keys = this.#poolKeys(pool);
+    const [meta, pending, leases, reserved] = await this.#do(() =>
+      this.#client
+        .multi()
+        .hmGet(keys.meta, ['size', 'held'])
+        .zCard(keys.pending)
+        .hLen(keys.leases)
+        .hLen(keys.sticky)
+        .exec(),
+    );
+    const [size, held] = (meta as unknown as (string | null)[]).map(v => Number(v ?? 0));
+    const p = num(pending);
+    const leased = held ?? 0;
+    return {
+      pool: pool.name,
+      size: size ?? 0,
+      leased,
+      pending: p,
+      bound: num(leases) - p,
+      reserved: num(reserved),
+      free: (size ?? 0) - leased,
+    };
+  }
+
+  async restore(req: RestoreRequest): Promise<LeaseRecord> {
+    const pool = req.pool;
+    const index = indexOf(pool, req.ip);
+    const now = req.now ?? Date.now();
+    const rec = {
+      s: 'bound' as const,
+      ns: req.pod.namespace,
+      n: req.pod.name,
+      g: req.pod.generateName,
+      u: req.pod.uid,
+      k: req.stickyKey,
+      c: now,
+      b: now,
+    };
+    const r = await this.#script('allocate', this.#poolKeys(pool), [
+      pool.layout.hash,
+      'restore',
+      req.leaseId,
+      index,
+      req.stickyKey ?? '',
+      recordJson(rec),
+      0,
+      '0',
+      req.pod.namespace,
+      req.pod.name ?? '',
+    ]);
+    if (num(r[0]) === STATUS.ID_EXISTS) {
+      throw new Error(`lease id ${req.leaseId} is already restored at another address`);
+    }
+    this.#allocationIndex(pool, r, req.ip);
+    const stored = await this.get(pool, req.leaseId);
+    return stored ?? fromStored(pool, req.leaseId, { i: index, ...rec });
+  }
+
+  async epoch(pool: Pool): Promise<string | undefined> {
+    const v = await this.#do(() => this.#client.get(this.#poolKeys(pool).epoch));
+    return v ?? undefined;
+  }
+
+  async markReady(pool: Pool): Promise<string> {
+    const key = this.#poolKeys(pool).epoch;
+    await this.#do(() => this.#client.set(key, randomUUID(), { condition: 'NX' }));
+    const v = await this.#do(() => this.#client.get(key));
+    return v ?? '';
+  }
+
+  async ping(): Promise<void> {
+    await this.#do(() => this.#client.ping());
+  }
+
+  async close(): Promise<void> {
+    if (this.#client.isOpen) await this.#client.close();
+  }
+
+  /** Deletes every key of a pool. For tests and `podlease` admin use only. */
+  async dropPool(name: string): Promise<void> {
+    await this.#do(() => this.#client.del(Object.values(poolKeys(name))));
+  }
+
+  #poolKeys(pool: Pool): PoolKeys {
+    let keys = this.#keys.get(pool.name);
+    if (keys === undefined) {
+      keys = poolKeys(pool.name);
+      this.#keys.set(pool.name, keys);
+    }
+    return keys;
+  }
+
+  /** Maps an allocate-9.lua reply to an index, or throws the typed error for its status. */
+  #allocationIndex(pool: Pool, r: Reply, ip: string | undefined): number {
+    switch (num(r[0])) {
+      case STATUS.OK:
+        return num(r[1]);
+      case STATUS.EXHAUSTED:
+        throw new PoolExhaustedError(pool.name, num(r[1]), num(r[2]));
+      case STATUS.IN_USE:
+        throw new AddressInUseError(pool.name, ip ?? '', toHolder(r[1], r[2]));
+      case STATUS.NOT_INITIALISED:
+        throw new PoolRecoveringError(pool.name);
+      case STATUS.LAYOUT_MISMATCH:
+        throw new LayoutMismatchError(pool.name);
+      default:
+        throw new Error(`pool "${pool.name}": unexpected allocate status ${str(r[0])}`);
+    }
+  }
+
+  async #records(pool: Pool, ids: readonly string[]): Promise<LeaseRecord[]> {
+    if (ids.length === 0) return [];
+    const keys = this.#poolKeys(pool);
+    const values = await this.#do(() => this.#client.hmGet(keys.leases, [...ids]));
+    const out: LeaseRecord[] = [];
+    ids.forEach((id, n) => {
+      const v = values[n];
+      if (typeof v === 'string') out.push(fromStored(pool, id, JSON.parse(v) as StoredRecord));
+    });
+    return out;
+  }
+
+  async #relayout(pool: Pool, old: Layout, oldHash: string): Promise<boolean> {
+    const keys = this.#poolKeys(pool);
+    const [meta, leases, byip, sticky, released] = await this.#do(() =>
+      Promise.all([
+        this.#client.hmGet(keys.meta, ['cursor']),
+        this.#client.hGetAll(keys.leases),
+        this.#client.hGetAll(keys.byip),
+        this.#client.hGetAll(keys.sticky),
+        this.#client.zRange(keys.released, 0, -1),
+      ]),
+    );
+    const map = (i: number): number | undefined => {
+      const ip = indexToIp(old, i);
+      return ip === undefined ? undefined : ipToIndex(pool.layout, ip);
+    };
+    const heldOld = new Set([...Object.keys(byip), ...Object.values(sticky)].map(Number));
+    const stranded = [...heldOld].filter(i => map(i) === undefined).sort((a, b) => a - b);
+    if (stranded.length > 0) {
+      throw new PoolShrinkError(pool.name, stranded.map(i => indexToIp(old, i) ?? '?'));
+    }
+    const remap = (i: number | string): number => map(Number(i)) ?? Number(i);
+    const state = {
+      cursor: Number(meta[0] ?? -1) < 0 ? -1 : (map(Number(meta[0])) ?? -1),
+      held: heldOld.size,
+      leases: Object.entries(leases).map(([id, json]) => {
+        const r = JSON.parse(json) as StoredRecord;
+        return [id, JSON.stringify({ ...r, i: remap(r.i) })];
+      }),
+      byip: Object.entries(byip).map(([i, id]) => [remap(i), id]),
+      sticky: Object.entries(sticky).map(([key, i]) => [key, remap(i)]),
+      released: released.map(Number).map(map).filter((i): i is number => i !== undefined),
+    };
+    const r = await this.#script('relayout', keys, [
+      oldHash,
+      pool.layout.hash,
+      pool.layout.size,
+      serializeSegments(pool.layout),
+      JSON.stringify(state),
+    ]);
+    return num(r[0]) === STATUS.OK;
+  }
+
+  async #script(name: ScriptName, keys: PoolKeys, args: readonly ScriptArg[]): Promise<Reply> {
+    const fn = (this.#client as unknown as Record<string, ScriptCaller>)[scriptName(name)];
+    if (fn === undefined) throw new Error(`script ${name} is not registered`);
+    const reply = await this.#do(() => fn.call(this.#client, keys, args));
+    if (!Array.isArray(reply)) throw new Error(`script ${name} returned ${typeof reply}`);
+    return reply as Reply;
+  }
+
+  /** Runs a Redis call, turning connection problems into StoreUnavailableError. */
+  async #do<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ErrorReply) throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      throw new StoreUnavailableError(message, { cause: err });
+    }
+  }
+}
+
+const createRedisClient = (options: RedisStoreOptions) =>
+  createClient({
+    url: options.url,
+    name: options.clientName ?? 'podlease',
+    disableOfflineQueue: true,
+    commandOptions: { timeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS },
+    socket: {
+      connectTimeout: options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000),
+    },
+    scripts,
+  });
+
+/** The URL without its password, for messages. */
+export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+
+const _check = RedisLeaseStore satisfies { connect(o: RedisStoreOptions): Promise<LeaseStore> };
+void _check;

@@ -1,0 +1,351 @@
+/**
+ * The LeaseStore contract: one suite, run against MemoryLeaseStore (unit project) and
+ * RedisLeaseStore on a real redis-server (integration project). Keeps the fake honest against
+ * the Lua semantics (BullMQ's adapter-conformance pattern).
+ */
+import fc from 'fast-check';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Pool } from '../../src/pool/config.js';
+import {
+  AddressInUseError,
+  LayoutMismatchError,
+  LeaseConflictError,
+  LeaseNotFoundError,
+  NotInPoolError,
+  PoolExhaustedError,
+  PoolRecoveringError,
+  PoolShrinkError,
+  ReservationExistsError,
+} from '../../src/pool/errors.js';
+import { newLeaseId } from '../../src/pool/lease-id.js';
+import type { AllocateRequest, LeaseStore, PodRef } from '../../src/pool/store.js';
+import { reconfigure, testPool } from '../helpers/pools.js';
+
+export interface StoreHarness {
+  store: LeaseStore;
+  /** Removes a pool's state after a test (Redis: DEL of its keys). */
+  drop(pool: Pool): Promise<void>;
+}
+
+const TTL = 60_000;
+const dep = (ns = 'default'): PodRef => ({ namespace: ns, generateName: 'web-7d9f-' });
+
+export const describeLeaseStoreContract = (
+  name: string,
+  makeHarness: () => Promise<StoreHarness>,
+  skipReason = '',
+): void => {
+  describe.skipIf(skipReason !== '')(`LeaseStore contract: ${name}${skipReason}`, () => {
+    let h: StoreHarness;
+    const created: Pool[] = [];
+
+    beforeAll(async () => {
+      h = await makeHarness();
+    });
+
+    afterEach(async () => {
+      for (const p of created.splice(0)) await h.drop(p);
+    });
+
+    const pool = async (entry: Record<string, unknown>): Promise<Pool> => {
+      const p = testPool(entry);
+      created.push(p);
+      expect(await h.store.ensurePool(p, { initialize: true })).toBe('created');
+      return p;
+    };
+
+    const lease = (p: Pool, extra: Partial<AllocateRequest> = {}) =>
+      h.store.allocate({ pool: p, leaseId: newLeaseId(), pod: dep(), ttlMs: TTL, ...extra });
+
+    it('a /28 with a gateway yields exactly 13 addresses, then a clear exhausted error', async () => {
+      const p = await pool({ cidr: '10.99.0.0/28', gateway: '10.99.0.1' });
+      const ips: string[] = [];
+      for (let i = 0; i < 13; i++) ips.push((await lease(p)).lease.ip);
+      expect(new Set(ips).size).toBe(13);
+      expect(ips).not.toContain('10.99.0.0');
+      expect(ips).not.toContain('10.99.0.1');
+      expect(ips).not.toContain('10.99.0.15');
+      expect(ips[0]).toBe('10.99.0.2');
+      const err = await lease(p).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PoolExhaustedError);
+      expect((err as Error).message).toBe(`pool "${p.name}" is exhausted: 13 of 13 addresses leased`);
+      expect(await h.store.stats(p)).toMatchObject({ size: 13, leased: 13, free: 0, pending: 13 });
+    });
+
+    it('an IPv6 pool with a range hands out its range', async () => {
+      const p = await pool({ cidr: 'fd00:10::/64', ranges: ['fd00:10::100-fd00:10::103'] });
+      const ips = [];
+      for (let i = 0; i < 4; i++) ips.push((await lease(p)).lease.ip);
+      expect(ips).toEqual(['fd00:10::100', 'fd00:10::101', 'fd00:10::102', 'fd00:10::103']);
+      await expect(lease(p)).rejects.toThrow(/4 of 4 addresses leased/);
+    });
+
+    it('next-fit: a released address comes back only after every other free address', async () => {
+      const p = await pool({ cidr: '10.99.1.0/29' }); // .1-.6
+      const a = await lease(p);
+      const b = await lease(p);
+      expect([a.lease.ip, b.lease.ip]).toEqual(['10.99.1.1', '10.99.1.2']);
+      expect((await h.store.release(p, a.lease.id)).released).toBe(true);
+      expect((await h.store.release(p, b.lease.id)).released).toBe(true);
+      const next = [];
+      for (let i = 0; i < 4; i++) next.push((await lease(p)).lease.ip);
+      expect(next).toEqual(['10.99.1.3', '10.99.1.4', '10.99.1.5', '10.99.1.6']);
+      // Fresh addresses used up: the oldest released comes first.
+      expect((await lease(p)).lease.ip).toBe('10.99.1.1');
+      expect((await lease(p)).lease.ip).toBe('10.99.1.2');
+      await expect(lease(p)).rejects.toBeInstanceOf(PoolExhaustedError);
+    });
+
+    it('an exact address: free, held by another pod (named), outside the pool', async () => {
+      const p = await pool({ cidr: '10.99.2.0/24', gateway: '10.99.2.1', exclude: ['10.99.2.128/25'] });
+      const a = await lease(p, { ip: '10.99.2.77', pod: { namespace: 'db', name: 'pg-0' } });
+      expect(a.lease.ip).toBe('10.99.2.77');
+      const taken = await lease(p, { ip: '10.99.2.77', pod: { namespace: 'x', name: 'other' } }).catch(
+        (e: unknown) => e,
+      );
+      expect(taken).toBeInstanceOf(AddressInUseError);
+      expect((taken as Error).message).toContain('pod db/pg-0');
+      await expect(lease(p, { ip: '10.99.2.1' })).rejects.toThrow(/the pool gateway/);
+      await expect(lease(p, { ip: '10.99.2.255' })).rejects.toThrow(/broadcast/);
+      await expect(lease(p, { ip: '10.99.2.200' })).rejects.toThrow(/excluded/);
+      await expect(lease(p, { ip: '10.98.0.1' })).rejects.toBeInstanceOf(NotInPoolError);
+      // Dynamic allocation never hands out the exact address or the excluded half.
+      for (let i = 0; i < 20; i++) {
+        const ip = (await lease(p)).lease.ip;
+        expect(ip).not.toBe('10.99.2.77');
+        expect(Number(ip.split('.')[3])).toBeLessThan(128);
+      }
+    });
+
+    it('an exact address held by a pod not yet named names its generateName', async () => {
+      const p = await pool({ cidr: '10.99.3.0/24' });
+      await lease(p, { ip: '10.99.3.9' });
+      await expect(lease(p, { ip: '10.99.3.9', pod: { namespace: 'z', name: 'n' } })).rejects.toThrow(
+        'held by a pod of default/web-7d9f-* not yet named',
+      );
+    });
+
+    it('the same pod (namespace and name) takes its exact address over under a new lease', async () => {
+      const p = await pool({ cidr: '10.99.4.0/24' });
+      const pod = { namespace: 'db', name: 'pg-0' };
+      const first = await lease(p, { ip: '10.99.4.4', pod });
+      const again = await lease(p, { ip: '10.99.4.4', pod });
+      expect(again.replaced).toBe(first.lease.id);
+      expect((await h.store.release(p, first.lease.id)).reason).toBe('not-found');
+      expect((await h.store.stats(p)).leased).toBe(1);
+      expect((await h.store.get(p, again.lease.id))?.ip).toBe('10.99.4.4');
+    });
+
+    it('sticky: the same key keeps its address under a new lease id; a late release frees nothing', async () => {
+      const p = await pool({ cidr: '10.99.5.0/24' });
+      const key = 'db/web/0';
+      const pod = { namespace: 'db', name: 'web-0' };
+      const first = await lease(p, { stickyKey: key, pod });
+      await lease(p); // someone else in between
+      const second = await lease(p, { stickyKey: key, pod });
+      expect(second.lease.ip).toBe(first.lease.ip);
+      expect(second.reused).toBe(true);
+      expect(second.replaced).toBe(first.lease.id);
+      expect(second.lease.id).not.toBe(first.lease.id);
+      expect(await h.store.release(p, first.lease.id)).toMatchObject({ released: false, reason: 'not-found' });
+      // Releasing the live lease keeps the reservation: the address is not handed out.
+      expect(await h.store.release(p, second.lease.id)).toMatchObject({
+        released: true,
+        keptByReservation: true,
+      });
+      for (let i = 0; i < 5; i++) expect((await lease(p)).lease.ip).not.toBe(first.lease.ip);
+      expect(await h.store.reservations(p)).toEqual([{ pool: p.name, key, ip: first.lease.ip }]);
+      const third = await lease(p, { stickyKey: key, pod });
+      expect(third.lease.ip).toBe(first.lease.ip);
+      expect(await h.store.unreserve(p, key)).toMatchObject({ removed: true, freed: false });
+      expect(await h.store.release(p, third.lease.id)).toMatchObject({ released: true, keptByReservation: false });
+      expect(await h.store.unreserve(p, key)).toEqual({ removed: false, freed: false });
+    });
+
+    it('ip-list: a sticky key with an exact address; another key cannot take it', async () => {
+      const p = await pool({ cidr: '10.99.6.0/24' });
+      const a = await lease(p, { stickyKey: 'ns/kafka/0', ip: '10.99.6.10', pod: { namespace: 'ns', name: 'kafka-0' } });
+      expect(a.lease.ip).toBe('10.99.6.10');
+      await expect(
+        lease(p, { stickyKey: 'ns/kafka/1', ip: '10.99.6.10', pod: { namespace: 'ns', name: 'kafka-1' } }),
+      ).rejects.toThrow(/held by pod ns\/kafka-0/);
+      await h.store.release(p, a.lease.id);
+      await expect(lease(p, { ip: '10.99.6.10' })).rejects.toThrow(/sticky reservation ns\/kafka\/0/);
+    });
+
+    it('bind is idempotent, refuses a second UID, and reports unknown ids', async () => {
+      const p = await pool({ cidr: '10.99.7.0/24' });
+      const a = await lease(p);
+      const pod = { namespace: 'default', name: 'web-7d9f-abcde', uid: 'uid-1' };
+      const bound = await h.store.bind(p, a.lease.id, pod);
+      expect(bound).toMatchObject({ state: 'bound', uid: 'uid-1', name: 'web-7d9f-abcde', ip: a.lease.ip });
+      expect(bound.expiresAt).toBeUndefined();
+      expect((await h.store.bind(p, a.lease.id, pod)).uid).toBe('uid-1');
+      await expect(h.store.bind(p, a.lease.id, { ...pod, uid: 'uid-2' })).rejects.toBeInstanceOf(
+        LeaseConflictError,
+      );
+      await expect(h.store.bind(p, newLeaseId(), pod)).rejects.toBeInstanceOf(LeaseNotFoundError);
+      expect(await h.store.stats(p)).toMatchObject({ pending: 0, bound: 1, leased: 1 });
+    });
+
+    it('release is compare-and-delete with pending and uid guards', async () => {
+      const p = await pool({ cidr: '10.99.8.0/24' });
+      const a = await lease(p);
+      await h.store.bind(p, a.lease.id, { namespace: 'default', name: 'x', uid: 'u1' });
+      expect(await h.store.release(p, a.lease.id, { onlyIfPending: true })).toMatchObject({
+        released: false,
+        reason: 'not-pending',
+      });
+      expect(await h.store.release(p, a.lease.id, { uid: 'u2' })).toMatchObject({
+        released: false,
+        reason: 'uid-mismatch',
+      });
+      expect(await h.store.release(p, a.lease.id, { uid: 'u1' })).toMatchObject({
+        released: true,
+        ip: a.lease.ip,
+      });
+      expect((await h.store.release(p, a.lease.id)).released).toBe(false);
+      expect(await h.store.get(p, a.lease.id)).toBeUndefined();
+      expect((await h.store.stats(p)).leased).toBe(0);
+    });
+
+    it('expired lists pending leases past their expiry, oldest first, not bound ones', async () => {
+      const p = await pool({ cidr: '10.99.9.0/24' });
+      const now = Date.now();
+      const old = await lease(p, { now: now - 10_000, ttlMs: 1_000 });
+      const older = await lease(p, { now: now - 20_000, ttlMs: 1_000 });
+      const bound = await lease(p, { now: now - 20_000, ttlMs: 1_000 });
+      await lease(p, { now, ttlMs: 60_000 });
+      await h.store.bind(p, bound.lease.id, { namespace: 'default', name: 'b', uid: 'u' });
+      const expired = await h.store.expired(p, now);
+      expect(expired.map(l => l.id)).toEqual([older.lease.id, old.lease.id]);
+      expect(expired[0]).toMatchObject({ state: 'pending', expiresAt: now - 19_000 });
+    });
+
+    it('dryRun runs every check and writes nothing', async () => {
+      const p = await pool({ cidr: '10.99.10.0/30' }); // .1 .2
+      const dry = await lease(p, { dryRun: true });
+      expect(dry).toMatchObject({ dryRun: true });
+      expect(dry.lease.ip).toBe('10.99.10.1');
+      expect(await h.store.stats(p)).toMatchObject({ leased: 0, pending: 0 });
+      expect(await h.store.get(p, dry.lease.id)).toBeUndefined();
+      await lease(p, { ip: '10.99.10.1', pod: { namespace: 'a', name: 'b' } });
+      await expect(lease(p, { ip: '10.99.10.1', dryRun: true })).rejects.toBeInstanceOf(AddressInUseError);
+      await lease(p);
+      await expect(lease(p, { dryRun: true })).rejects.toThrow(/2 of 2 addresses leased/);
+    });
+
+    it('reserve and unreserve without a lease', async () => {
+      const p = await pool({ cidr: '10.99.11.0/29' });
+      const r = await h.store.reserve(p, 'ns/sts/0', '10.99.11.3');
+      expect(r).toEqual({ pool: p.name, key: 'ns/sts/0', ip: '10.99.11.3' });
+      expect(await h.store.reserve(p, 'ns/sts/0')).toEqual(r);
+      await expect(h.store.reserve(p, 'ns/sts/0', '10.99.11.4')).rejects.toBeInstanceOf(
+        ReservationExistsError,
+      );
+      await expect(h.store.reserve(p, 'ns/sts/1', '10.99.11.3')).rejects.toBeInstanceOf(AddressInUseError);
+      expect((await h.store.stats(p)).leased).toBe(1);
+      const dyn = await h.store.reserve(p, 'ns/sts/1');
+      expect(dyn.ip).toBe('10.99.11.1');
+      const a = await lease(p, { stickyKey: 'ns/sts/0', pod: { namespace: 'ns', name: 'sts-0' } });
+      expect(a).toMatchObject({ reused: true });
+      expect(a.lease.ip).toBe('10.99.11.3');
+      expect(await h.store.unreserve(p, 'ns/sts/1')).toEqual({ removed: true, ip: '10.99.11.1', freed: true });
+      expect(await h.store.stats(p)).toMatchObject({ leased: 1, reserved: 1 });
+    });
+
+    it('a wiped pool is recovering until rebuilt from annotations and marked ready', async () => {
+      const p = testPool({ cidr: '10.99.12.0/29' });
+      created.push(p);
+      expect(await h.store.ensurePool(p, { initialize: false })).toBe('uninitialised');
+      expect(await h.store.epoch(p)).toBeUndefined();
+      expect(await h.store.ensurePool(p, { initialize: true, withoutEpoch: true })).toBe('created');
+      await expect(lease(p)).rejects.toBeInstanceOf(PoolRecoveringError);
+      const id = newLeaseId();
+      const pod = { namespace: 'db', name: 'pg-0', uid: 'u-pg' };
+      const restored = await h.store.restore({ pool: p, leaseId: id, ip: '10.99.12.1', pod, stickyKey: 'db/pg/0' });
+      expect(restored).toMatchObject({ id, ip: '10.99.12.1', state: 'bound', uid: 'u-pg', stickyKey: 'db/pg/0' });
+      // Restoring twice is a no-op; a second pod claiming the address is a conflict.
+      expect((await h.store.restore({ pool: p, leaseId: id, ip: '10.99.12.1', pod })).id).toBe(id);
+      await expect(
+        h.store.restore({ pool: p, leaseId: newLeaseId(), ip: '10.99.12.1', pod: { namespace: 'x', name: 'y' } }),
+      ).rejects.toBeInstanceOf(AddressInUseError);
+      await h.store.restore({ pool: p, leaseId: newLeaseId(), ip: '10.99.12.2', pod: { namespace: 'a', name: 'b' } });
+      const epoch = await h.store.markReady(p);
+      expect(epoch).not.toBe('');
+      expect(await h.store.markReady(p)).toBe(epoch);
+      expect(await h.store.ensurePool(p, { initialize: false })).toBe('ready');
+      const next = await lease(p);
+      expect(['10.99.12.1', '10.99.12.2']).not.toContain(next.lease.ip);
+      expect(await h.store.stats(p)).toMatchObject({ leased: 3, bound: 2, pending: 1, reserved: 1 });
+      const sticky = await lease(p, { stickyKey: 'db/pg/0', pod: { namespace: 'db', name: 'pg-0' } });
+      expect(sticky).toMatchObject({ reused: true, replaced: id });
+    });
+
+    it('a changed pools file is laid out again keeping every lease; shrinking past a lease is refused', async () => {
+      const p = await pool({ cidr: '10.99.13.0/24', ranges: ['10.99.13.10-10.99.13.19'] });
+      const a = await lease(p);
+      const b = await lease(p, { stickyKey: 'n/s/0', pod: { namespace: 'n', name: 's-0' } });
+      const c = await lease(p);
+      await h.store.release(p, c.lease.id);
+      const grown = reconfigure(p, { cidr: '10.99.13.0/24', ranges: ['10.99.13.5-10.99.13.30'] });
+      await expect(lease(grown)).rejects.toBeInstanceOf(LayoutMismatchError);
+      expect(await h.store.ensurePool(grown, { initialize: true })).toBe('relaid');
+      await expect(lease(p)).rejects.toBeInstanceOf(LayoutMismatchError);
+      expect((await h.store.get(grown, a.lease.id))?.ip).toBe('10.99.13.10');
+      expect((await h.store.reservations(grown))[0]?.ip).toBe('10.99.13.11');
+      expect(await h.store.stats(grown)).toMatchObject({ size: 26, leased: 2 });
+      const ips = [];
+      for (let i = 0; i < 24; i++) ips.push((await lease(grown)).lease.ip);
+      expect(ips).not.toContain('10.99.13.10');
+      expect(ips).not.toContain('10.99.13.11');
+      expect(ips.at(-1)).toBe('10.99.13.12'); // the released one comes last
+      const shrunk = reconfigure(p, { cidr: '10.99.13.0/24', ranges: ['10.99.13.12-10.99.13.30'] });
+      const err = await h.store.ensurePool(shrunk, { initialize: true }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PoolShrinkError);
+      expect((err as Error).message).toContain('leaves out 7 address(es) still leased or reserved (10.99.13.5, 10.99.13.6');
+      expect((await h.store.get(grown, b.lease.id))?.ip).toBe('10.99.13.11');
+    });
+
+    it('random lease/release sequences never give one address to two holders', async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.oneof(fc.constant('lease'), fc.constant('sticky'), fc.nat(40)), { maxLength: 60 }),
+          async ops => {
+            const p = await pool({ cidr: '10.99.14.0/28' });
+            const live: { id: string; ip: string }[] = [];
+            for (const op of ops) {
+              if (typeof op === 'number') {
+                const victim = live.splice(op % Math.max(live.length, 1), 1)[0];
+                if (victim !== undefined) await h.store.release(p, victim.id);
+                continue;
+              }
+              const extra = op === 'sticky' ? { stickyKey: `n/s/${live.length % 3}` } : {};
+              try {
+                const a = await lease(p, extra);
+                if (a.replaced !== undefined) {
+                  const i = live.findIndex(l => l.id === a.replaced);
+                  if (i >= 0) live.splice(i, 1);
+                }
+                live.push({ id: a.lease.id, ip: a.lease.ip });
+              } catch (e) {
+                expect(e).toBeInstanceOf(PoolExhaustedError);
+              }
+            }
+            const leases = await h.store.leases(p);
+            const ips = leases.map(l => l.ip);
+            expect(new Set(ips).size).toBe(ips.length);
+            expect(leases.map(l => l.id).sort()).toEqual(live.map(l => l.id).sort());
+            const stats = await h.store.stats(p);
+            const reserved = await h.store.reservations(p);
+            const held = new Set([...ips, ...reserved.map(r => r.ip)]);
+            expect(stats.leased).toBe(held.size);
+            expect(stats.free).toBe(14 - held.size);
+            await h.drop(p);
+          },
+        ),
+        { numRuns: 25 },
+      );
+    });
+  });
+};
