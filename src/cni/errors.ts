@@ -20,6 +20,7 @@
  * | 104  | the pod does not exist in the API server (404)                              |
  * | 105  | the API server refused the request (401/403 or another 4xx): credentials/RBAC |
  * | 106  | the pod is marked `podlease.io/ignore: "true"` yet the IPAM plugin was asked |
+ * | 999  | internal error: a bug in the plugin (libcni's `ErrInternal`)                 |
  */
 export const CNI_ERROR = {
   incompatibleVersion: 1,
@@ -37,6 +38,7 @@ export const CNI_ERROR = {
   podNotFound: 104,
   apiServerRefused: 105,
   podIgnored: 106,
+  internal: 999,
 } as const;
 
 export type CniErrorCode = (typeof CNI_ERROR)[keyof typeof CNI_ERROR];

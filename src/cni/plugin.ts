@@ -173,7 +173,7 @@ const dispatch = async (ctx: Ctx, command: CniCommand, conf: NetConf): Promise<v
 const toCniError = (e: unknown): CniError =>
   e instanceof CniError
     ? e
-    : new CniError(CNI_ERROR.ioFailure, 'podlease failed unexpectedly', describeError(e));
+    : new CniError(CNI_ERROR.internal, 'podlease failed unexpectedly', describeError(e));
 
 /**
  * Runs one CNI invocation. Writes the result or the CNI error JSON to `stdout`, logs to
