@@ -1,0 +1,145 @@
+// Child processes of the e2e control plane: each one in its own process group, its output in a
+// log file, killed as a group on stop() and, synchronously, when this process exits.
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import * as net from 'node:net';
+
+const STOP_GRACE_MS = 10_000;
+const TAIL_LINES = 40;
+
+export interface ManagedProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logPath: string;
+  /** Set once the process has exited (code or signal). */
+  exited(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /** SIGTERM to the process group, SIGKILL after a grace period; resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+const live = new Set<number>();
+let exitHookInstalled = false;
+
+/** Kill every process group still running; safe to call from an 'exit' handler (synchronous). */
+export function killAllSync(): void {
+  for (const pid of live) {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', killAllSync);
+}
+
+export function startProcess(
+  name: string,
+  command: string,
+  args: string[],
+  logPath: string,
+): ManagedProcess {
+  installExitHook();
+  const fd = openSync(logPath, 'a');
+  const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  const pid = child.pid;
+  if (pid === undefined) throw new Error(`${name}: could not start ${command}`);
+  live.add(pid);
+  let status: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  const done = new Promise<void>(resolve => {
+    child.once('exit', (code, signal) => {
+      status = { code, signal };
+      live.delete(pid);
+      resolve();
+    });
+  });
+  child.once('error', () => {
+    // reported through 'exit' or the readiness wait; keeps the error from being unhandled
+  });
+  return {
+    name,
+    pid,
+    logPath,
+    exited: () => status,
+    async stop() {
+      if (status) return;
+      signalGroup(pid, 'SIGTERM');
+      const timer = setTimeout(() => {
+        signalGroup(pid, 'SIGKILL');
+      }, STOP_GRACE_MS);
+      await done;
+      clearTimeout(timer);
+      // children the process left behind in its group
+      signalGroup(pid, 'SIGKILL');
+    },
+  };
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // group already gone
+  }
+}
+
+/** The last lines of a log file, for error messages. */
+export function tailFile(path: string, lines = TAIL_LINES): string {
+  try {
+    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+/**
+ * Polls `check` until it returns true, failing early when `proc` has exited, and with the tail of
+ * its log when `timeoutMs` passes.
+ */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  proc: ManagedProcess,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    const status = proc.exited();
+    if (status) {
+      throw new Error(
+        `${proc.name} exited (code ${String(status.code)}, signal ${String(status.signal)}) before ${what}; last lines of ${proc.logPath}:\n${tailFile(proc.logPath)}`,
+      );
+    }
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    await new Promise(resolve => setTimeout(resolve, 200));
+  }
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what} (${lastError}); last lines of ${proc.logPath}:\n${tailFile(proc.logPath)}`,
+  );
+}
