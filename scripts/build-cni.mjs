@@ -11,7 +11,15 @@
 //
 // Usage: node scripts/build-cni.mjs [--no-code-cache] [--out <path>]
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,16 +108,19 @@ step(`SEA blob (useCodeCache: ${useCodeCache})`, () => {
   execFileSync(node, ['--experimental-sea-config', seaConfig], { cwd: work, stdio: 'inherit' });
 });
 
+// Inject into a temporary copy and rename it into place only once it answers VERSION, so a
+// concurrent reader never sees a half-built file (a plain Node binary would run stdin as a script).
+const staged = join(work, 'podlease');
+
 step(`inject into a copy of ${node}`, () => {
-  rmSync(out, { force: true });
-  copyFileSync(node, out);
-  chmodSync(out, 0o755);
+  copyFileSync(node, staged);
+  chmodSync(staged, 0o755);
   const postject = join(dirname(require.resolve('postject/package.json')), 'dist/cli.js');
   runQuietly(
     node,
     [
       postject,
-      out,
+      staged,
       'NODE_SEA_BLOB',
       blob,
       '--sentinel-fuse',
@@ -118,11 +129,11 @@ step(`inject into a copy of ${node}`, () => {
     // postject warns about ELF note sections it does not know; show its output only on failure.
     { stdio: 'pipe' },
   );
-  chmodSync(out, 0o755);
+  chmodSync(staged, 0o755);
 });
 
 step('smoke test: CNI_COMMAND=VERSION', () => {
-  const answer = execFileSync(out, [], {
+  const answer = execFileSync(staged, [], {
     env: { CNI_COMMAND: 'VERSION' },
     input: '{"cniVersion":"1.1.0"}',
   }).toString();
@@ -130,4 +141,5 @@ step('smoke test: CNI_COMMAND=VERSION', () => {
     throw new Error(`build-cni: bad VERSION answer: ${answer}`);
 });
 
+renameSync(staged, out);
 process.stderr.write(`build-cni: wrote ${out}\n`);
