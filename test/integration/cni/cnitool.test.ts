@@ -182,15 +182,13 @@ describe.skipIf(skipReason !== '' && !requireAll)('cnitool runs bridge + podleas
   }, 600_000);
 
   afterAll(async () => {
-    // cnitool's own DEL below is the test; this only makes sure nothing is left behind.
+    // cnitool's own DEL is under test; this only makes sure nothing is left behind.
     delNetns(NS_API);
     delNetns(NS_CAP);
     delBridge(BRIDGE);
     restoreIpForward();
-    await api?.close();
-    for (const dir of [pki?.dir, cniPath, confDir]) {
-      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-    }
+    await api.close();
+    for (const dir of [pki.dir, cniPath, confDir]) rmSync(dir, { recursive: true, force: true });
   });
 
   it('add: reads the pod from the API server', async () => {
