@@ -9,7 +9,15 @@ import * as path from 'node:path';
 
 import { controlPlaneBinDir, missingBinaries } from './binaries.js';
 import { createCa, createServiceAccountKey, issueCertificate, type KeyPair } from './certs.js';
-import { freePort, killAllSync, type ManagedProcess, startProcess, waitFor } from './process.js';
+import {
+  claimDir,
+  freePort,
+  killAllSync,
+  type ManagedProcess,
+  startProcess,
+  sweepStaleDirs,
+  waitFor,
+} from './process.js';
 
 export interface ClusterOptions {
   /** Directory holding etcd, kube-apiserver, kube-controller-manager (default: the build cache). */
@@ -60,6 +68,7 @@ export const DEFAULT_CONTROLLERS = [
 ] as const;
 
 const DEFAULT_START_TIMEOUT_MS = 90_000;
+const WORK_DIR_PREFIX = 'podlease-e2e-cluster-';
 
 interface Pki {
   readonly ca: KeyPair;
@@ -198,7 +207,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
   const timeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
   const serviceRange = opts.serviceClusterIpRange ?? '10.96.0.0/24';
-  const workDir = mkdtempSync(path.join(os.tmpdir(), 'podlease-e2e-cluster-'));
+  sweepStaleDirs(WORK_DIR_PREFIX);
+  const workDir = mkdtempSync(path.join(os.tmpdir(), WORK_DIR_PREFIX));
+  const pidFile = claimDir(workDir);
   const keep = opts.keepWorkDir === true || process.env.PODLEASE_E2E_KEEP === '1';
   const logDir = path.join(workDir, 'logs');
   const pkiDir = path.join(workDir, 'pki');
@@ -246,6 +257,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         '--log-level=warn',
       ],
       path.join(logDir, 'etcd.log'),
+      pidFile,
     );
     procs.push(etcd);
     await waitFor(
@@ -280,6 +292,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         ...(opts.apiserverArgs ?? []),
       ],
       path.join(logDir, 'kube-apiserver.log'),
+      pidFile,
     );
     procs.push(apiserver);
     const partial = {
@@ -322,6 +335,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         ...(opts.controllerManagerArgs ?? []),
       ],
       path.join(logDir, 'kube-controller-manager.log'),
+      pidFile,
     );
     procs.push(controllerManager);
     await waitFor(

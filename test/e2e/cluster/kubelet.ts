@@ -8,7 +8,7 @@
 // default is a test-only subnet without routes, so no namespace gets a route off the machine.
 /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- @kubernetes/client-node's
    generated models are classes without behaviour; its API is meant to take object literals. */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
@@ -21,6 +21,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+
+import { claimDir, sweepStaleDirs } from './process.js';
 
 import * as k8s from '@kubernetes/client-node';
 
@@ -39,6 +41,34 @@ export const SYSTEM_CNI_DIR = '/usr/lib/cni';
 const CNI_TIMEOUT_MS = 30_000;
 const INFORMER_RESTART_MS = 1_000;
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
+const WORK_DIR_PREFIX = 'podlease-e2e-kubelet-';
+/** Files in the kubelet's work dir that let a later run clean up after a crashed one. */
+const STATE_NETNS = 'netns';
+const STATE_BRIDGE = 'bridge';
+const STATE_IP_FORWARD = 'ip_forward.before';
+
+/** Undoes what a kubelet whose process died left behind: its netns, bridge and ip_forward. */
+function cleanUpAfterCrash(dir: string): void {
+  const read = (file: string): string => {
+    try {
+      return readFileSync(path.join(dir, file), 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const quiet = (args: string[]): void => {
+    try {
+      execFileSync('ip', args, { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  };
+  for (const netns of read(STATE_NETNS).split('\n').filter(Boolean)) quiet(['netns', 'del', netns]);
+  const bridge = read(STATE_BRIDGE);
+  if (bridge) quiet(['link', 'del', bridge]);
+  const ipForward = read(STATE_IP_FORWARD);
+  if (ipForward === '0' || ipForward === '1') writeFileSync(IP_FORWARD, ipForward);
+}
 
 /** The IPAM block for the podlease plugin. */
 export function podleaseIpam(kubeconfigPath: string): Record<string, unknown> {
@@ -268,7 +298,9 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
   const bridge = opts.bridge ?? DEFAULT_BRIDGE;
   const cniVersion = opts.cniVersion ?? '1.0.0';
   const cniPath = opts.cniPath ?? [PODLEASE_CNI_DIR, SYSTEM_CNI_DIR];
-  const workDir = mkdtempSync(path.join(os.tmpdir(), 'podlease-e2e-kubelet-'));
+  sweepStaleDirs(WORK_DIR_PREFIX, cleanUpAfterCrash);
+  const workDir = mkdtempSync(path.join(os.tmpdir(), WORK_DIR_PREFIX));
+  claimDir(workDir);
   const logPath = path.join(workDir, 'kubelet.log');
   const ipam =
     typeof opts.ipam === 'function'
@@ -276,6 +308,8 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       : (opts.ipam ?? hostLocalIpam(path.join(workDir, 'host-local')));
   const bridgePlugin = findPlugin(cniPath, 'bridge');
   const ipForwardBefore = readFileSync(IP_FORWARD, 'utf8').trim();
+  writeFileSync(path.join(workDir, STATE_IP_FORWARD), ipForwardBefore);
+  writeFileSync(path.join(workDir, STATE_BRIDGE), bridge);
 
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(opts.kubeconfigPath);
@@ -364,6 +398,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       entry = { ...identity(pod), netns: undefined, containerId, ips: [], cniResult: undefined };
     } else {
       const netns = `${NETNS_PREFIX}${uid.replace(/-/g, '').slice(0, 12)}`;
+      appendFileSync(path.join(workDir, STATE_NETNS), `${netns}\n`);
       await ip(['netns', 'add', netns]);
       await ip(['-n', netns, 'link', 'set', 'lo', 'up']);
       const inv = { command: 'ADD' as const, containerId, netnsPath: `/run/netns/${netns}`, pod };

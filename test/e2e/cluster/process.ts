@@ -1,8 +1,18 @@
 // Child processes of the e2e control plane: each one in its own process group, its output in a
 // log file, killed as a group on stop() and, synchronously, when this process exits.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 const STOP_GRACE_MS = 10_000;
 const TAIL_LINES = 40;
@@ -43,6 +53,7 @@ export function startProcess(
   command: string,
   args: string[],
   logPath: string,
+  pidFile?: string,
 ): ManagedProcess {
   installExitHook();
   const fd = openSync(logPath, 'a');
@@ -51,6 +62,7 @@ export function startProcess(
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name}: could not start ${command}`);
   live.add(pid);
+  if (pidFile) appendFileSync(pidFile, `${pid}\t${command}\n`);
   let status: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   const done = new Promise<void>(resolve => {
     child.once('exit', (code, signal) => {
@@ -142,4 +154,74 @@ export async function waitFor(
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what} (${lastError}); last lines of ${proc.logPath}:\n${tailFile(proc.logPath)}`,
   );
+}
+
+const OWNER_FILE = 'owner.pid';
+const PIDS_FILE = 'pids';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Marks `dir` (a temp dir named `<prefix>…`) as owned by this process; returns the file to pass
+ * as `pidFile` to startProcess so sweepStaleDirs can clean up after a crash.
+ */
+export function claimDir(dir: string): string {
+  writeFileSync(path.join(dir, OWNER_FILE), `${process.pid}\n`);
+  return path.join(dir, PIDS_FILE);
+}
+
+/**
+ * Cleans up after runs that died without reaching their exit hooks (SIGKILL, OOM): for every temp
+ * dir starting with `prefix` whose owner process is gone, kills the process groups it recorded
+ * (only when /proc still shows the recorded command), calls `extra(dir)` and removes the dir.
+ */
+export function sweepStaleDirs(prefix: string, extra?: (dir: string) => void): string[] {
+  const swept: string[] = [];
+  for (const name of readdirSync(os.tmpdir())) {
+    if (!name.startsWith(prefix)) continue;
+    const dir = path.join(os.tmpdir(), name);
+    let owner: number;
+    try {
+      owner = Number(readFileSync(path.join(dir, OWNER_FILE), 'utf8').trim());
+    } catch {
+      continue; // not claimed (yet): leave it alone
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue;
+    killRecorded(path.join(dir, PIDS_FILE));
+    try {
+      extra?.(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    swept.push(dir);
+  }
+  return swept;
+}
+
+function killRecorded(pidFile: string): void {
+  let lines: string[];
+  try {
+    lines = readFileSync(pidFile, 'utf8').trim().split('\n');
+  } catch {
+    return;
+  }
+  for (const line of lines) {
+    const [pidText, command] = line.split('\t');
+    const pid = Number(pidText);
+    if (!Number.isInteger(pid) || pid <= 0 || !command) continue;
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    if (cmdline.startsWith(command)) signalGroup(pid, 'SIGKILL');
+  }
 }
