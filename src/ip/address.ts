@@ -42,9 +42,13 @@ export const parseIp = (text: string): Ip | undefined => {
 
 /** Canonical text form: dotted quad, or RFC 5952 for IPv6. */
 export const formatIp = (ip: Ip): string =>
-  ip.family === 4
-    ? Address4.fromBigInt(ip.value).correctForm()
-    : Address6.fromBigInt(ip.value).correctForm();
+  ip.family === 4 ? formatV4(ip.value) : Address6.fromBigInt(ip.value).correctForm();
+
+/** Dotted quad without the library round trip (this runs on every allocation). */
+const formatV4 = (value: bigint): string => {
+  const n = Number(value);
+  return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+};
 
 export const formatValue = (family: Family, value: bigint): string => formatIp({ family, value });
 

@@ -1,10 +1,10 @@
 /**
- * Redis key builder (BullMQ `QueueKeys.toKey`). Every key of a pool carries the `{<pool>}` hash
+ * Redis key builder (BullMQ `QueueKeys.toKey`). The pool's epoch is a field of its meta hash, so
+ * allocation checks it in the same read as the layout. Every key of a pool carries the `{<pool>}` hash
  * tag so each script touches one cluster slot; every key reaches Lua through KEYS[].
  */
 export const KEY_TYPES = [
   'meta',
-  'epoch',
   'dirty',
   'released',
   'leases',

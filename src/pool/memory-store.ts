@@ -49,7 +49,7 @@ interface Rec {
   boundAt?: number | undefined;
 }
 
-/** One pool's state: the same structures as the Redis keys (see lua/allocate-9.lua). */
+/** One pool's state: the same structures as the Redis keys (see lua/allocate-8.lua). */
 class PoolState {
   layout: Layout;
   epoch: string | undefined;

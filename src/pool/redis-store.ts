@@ -92,18 +92,21 @@ const fromStored = (pool: Pool, id: string, r: StoredRecord): LeaseRecord => ({
 });
 
 /** The record JSON without `i`, which the script prepends. Empty fields are left out. */
-const recordJson = (fields: Omit<StoredRecord, 'i'>): string =>
-  JSON.stringify(
-    Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined && v !== '')),
-  );
+const recordJson = (fields: Omit<StoredRecord, 'i'>): string => {
+  const compact: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== '') compact[k] = v;
+  return JSON.stringify(compact);
+};
 
 export class RedisLeaseStore implements LeaseStore {
   readonly kind = 'redis' as const;
   readonly #client: ReturnType<typeof createRedisClient>;
   readonly #keys = new Map<string, PoolKeys>();
+  readonly #timeoutMs: number;
 
-  private constructor(client: ReturnType<typeof createRedisClient>) {
+  private constructor(client: ReturnType<typeof createRedisClient>, timeoutMs: number) {
     this.#client = client;
+    this.#timeoutMs = timeoutMs;
   }
 
   /** Connects (failing fast when Redis does not answer) and returns a ready store. */
@@ -119,7 +122,7 @@ export class RedisLeaseStore implements LeaseStore {
       client.destroy();
       throw new StoreUnavailableError(`cannot connect to ${redactUrl(options.url)}`, { cause: err });
     }
-    return new RedisLeaseStore(client);
+    return new RedisLeaseStore(client, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
   }
 
   async ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
@@ -346,15 +349,18 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async epoch(pool: Pool): Promise<string | undefined> {
-    const v = await this.#do(() => this.#client.get(this.#poolKeys(pool).epoch));
+    const v = await this.#do(() => this.#client.hGet(this.#poolKeys(pool).meta, 'epoch'));
     return v ?? undefined;
   }
 
   async markReady(pool: Pool): Promise<string> {
-    const key = this.#poolKeys(pool).epoch;
-    await this.#do(() => this.#client.set(key, randomUUID(), { condition: 'NX' }));
-    const v = await this.#do(() => this.#client.get(key));
-    return v ?? '';
+    const meta = this.#poolKeys(pool).meta;
+    // The meta hash must exist (init or rebuild created it); HSETNX alone would create a
+    // meta holding only an epoch.
+    const exists = await this.#do(() => this.#client.hExists(meta, 'layout'));
+    if (!exists) throw new PoolRecoveringError(pool.name);
+    await this.#do(() => this.#client.hSetNX(meta, 'epoch', randomUUID()));
+    return (await this.epoch(pool)) ?? '';
   }
 
   async ping(): Promise<void> {
@@ -379,7 +385,7 @@ export class RedisLeaseStore implements LeaseStore {
     return keys;
   }
 
-  /** Maps an allocate-9.lua reply to an index, or throws the typed error for its status. */
+  /** Maps an allocate-8.lua reply to an index, or throws the typed error for its status. */
   #allocationIndex(pool: Pool, r: Reply, ip: string | undefined): number {
     switch (num(r[0])) {
       case STATUS.OK:
@@ -459,14 +465,26 @@ export class RedisLeaseStore implements LeaseStore {
     return reply as Reply;
   }
 
-  /** Runs a Redis call, turning connection problems into StoreUnavailableError. */
+  /**
+   * Runs a Redis call with the command deadline, turning connection problems and timeouts into
+   * StoreUnavailableError. (A plain timer: node-redis' per-command `timeout` builds an
+   * AbortSignal and a DOMException for every command, which showed up in allocation profiles.)
+   */
   async #do<T>(fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new StoreUnavailableError(`no answer within ${this.#timeoutMs} ms`));
+      }, this.#timeoutMs);
+    });
     try {
-      return await fn();
+      return await Promise.race([fn(), deadline]);
     } catch (err) {
-      if (err instanceof ErrorReply) throw err;
+      if (err instanceof ErrorReply || err instanceof StoreUnavailableError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       throw new StoreUnavailableError(message, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 }
@@ -476,7 +494,6 @@ const createRedisClient = (options: RedisStoreOptions) =>
     url: options.url,
     name: options.clientName ?? 'podlease',
     disableOfflineQueue: true,
-    commandOptions: { timeout: options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS },
     socket: {
       connectTimeout: options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
       reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000),

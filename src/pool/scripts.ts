@@ -12,7 +12,7 @@ export const SCRIPT_CONTRACT_VERSION = 'v1';
 const source = (file: string): string =>
   readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
 
-/** `allocate-9.lua` → { name: 'allocate', keys: 9 } */
+/** `allocate-8.lua` → { name: 'allocate', keys: 8 } */
 export const splitFilename = (file: string): { name: string; keys: number } => {
   const m = /^([a-zA-Z]+)-(\d+)\.lua$/.exec(file);
   if (m === null) throw new Error(`Lua file name ${file} is not <name>-<numKeys>.lua`);
@@ -39,7 +39,6 @@ const define = (file: string, keyTypes: readonly KeyType[]) => {
 
 const ALL: readonly KeyType[] = [
   'meta',
-  'epoch',
   'dirty',
   'released',
   'leases',
@@ -60,9 +59,9 @@ export const SCRIPT_KEYS = {
 } as const satisfies Record<string, readonly KeyType[]>;
 
 export const SCRIPT_FILES = {
-  allocate: 'allocate-9.lua',
-  init: 'init-9.lua',
-  relayout: 'relayout-9.lua',
+  allocate: 'allocate-8.lua',
+  init: 'init-8.lua',
+  relayout: 'relayout-8.lua',
   release: 'release-6.lua',
   bind: 'bind-2.lua',
   unreserve: 'unreserve-5.lua',

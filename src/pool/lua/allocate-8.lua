@@ -4,15 +4,15 @@
   a lease (mode "reserve") and re-inserts a bound lease during a rebuild (mode "restore").
 
   Input:
-    KEYS[1] meta       podlease:{pool}:meta      hash: size, layout, cursor, held, seq
-    KEYS[2] epoch      podlease:{pool}:epoch     string; missing = fresh or wiped pool
-    KEYS[3] dirty      podlease:{pool}:dirty     bitmap: index ever handed out
-    KEYS[4] released   podlease:{pool}:released  zset index -> release sequence
-    KEYS[5] leases     podlease:{pool}:leases    hash leaseId -> record JSON
-    KEYS[6] byip       podlease:{pool}:byip      hash index -> leaseId
-    KEYS[7] pending    podlease:{pool}:pending   zset leaseId -> expiry (ms)
-    KEYS[8] sticky     podlease:{pool}:sticky    hash stickyKey -> index
-    KEYS[9] resbyip    podlease:{pool}:resbyip   hash index -> stickyKey
+    KEYS[1] meta       podlease:{pool}:meta      hash: size, layout, cursor, held, seq, epoch
+                                                 (epoch missing = fresh or wiped pool), nofresh
+    KEYS[2] dirty      podlease:{pool}:dirty     bitmap: index ever handed out
+    KEYS[3] released   podlease:{pool}:released  zset index -> release sequence
+    KEYS[4] leases     podlease:{pool}:leases    hash leaseId -> record JSON
+    KEYS[5] byip       podlease:{pool}:byip      hash index -> leaseId
+    KEYS[6] pending    podlease:{pool}:pending   zset leaseId -> expiry (ms)
+    KEYS[7] sticky     podlease:{pool}:sticky    hash stickyKey -> index
+    KEYS[8] resbyip    podlease:{pool}:resbyip   hash index -> stickyKey
 
     ARGV[1] layout hash the caller computed from its pools file
     ARGV[2] mode        "lease" | "reserve" | "restore"
@@ -32,23 +32,24 @@
     { -2, "key", stickyKey }      address held by another sticky reservation
     { -5 }                        pool not initialised (epoch missing)
     { -6, storedLayoutHash }      the pool was laid out from another pools file
-    { -8 }                        lease id exists at another address
+    { -8 }                        restore: lease id exists at another address
 ]]
 local rcall = redis.call
-local metaKey, epochKey, dirtyKey, releasedKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local leasesKey, byipKey, pendingKey, stickyKey, resbyipKey = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local metaKey, dirtyKey, releasedKey = KEYS[1], KEYS[2], KEYS[3]
+local leasesKey, byipKey, pendingKey, stickyKey, resbyipKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local layout, mode, leaseId = ARGV[1], ARGV[2], ARGV[3]
 local wanted, key, record = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local dryRun = ARGV[8] == "1"
 
-local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held")
+local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh")
 if not meta[1] then return { -5 } end
 if meta[2] ~= layout then return { -6, meta[2] } end
-if mode ~= "restore" and rcall("EXISTS", epochKey) == 0 then return { -5 } end
+if mode ~= "restore" and not meta[5] then return { -5 } end
 local size, cursor, held = tonumber(meta[1]), tonumber(meta[3]), tonumber(meta[4])
 
 -- Restore of a lease already present at this index is a no-op; elsewhere it is a conflict.
-if leaseId ~= "" and rcall("HEXISTS", leasesKey, leaseId) == 1 then
+-- (Lease ids from the webhook are fresh ULIDs: the check is only needed for restore.)
+if mode == "restore" and rcall("HEXISTS", leasesKey, leaseId) == 1 then
   if mode == "restore" and rcall("HGET", byipKey, tostring(wanted)) == leaseId then
     return { 0, wanted, "", 0 }
   end
@@ -94,8 +95,12 @@ end
 -- 3. Next-fit: the first never-used index after the cursor (wrapping), else the oldest released.
 if index < 0 then
   if held >= size then return { -1, held, size } end
-  if cursor + 1 < size then index = rcall("BITPOS", dirtyKey, 0, cursor + 1, size - 1, "BIT") end
-  if index < 0 and cursor >= 0 then index = rcall("BITPOS", dirtyKey, 0, 0, cursor, "BIT") end
+  -- "nofresh": a full scan found every address used once; only init and relayout add fresh ones.
+  if not meta[6] then
+    if cursor + 1 < size then index = rcall("BITPOS", dirtyKey, 0, cursor + 1, size - 1, "BIT") end
+    if index < 0 and cursor >= 0 then index = rcall("BITPOS", dirtyKey, 0, 0, cursor, "BIT") end
+    if index < 0 and not dryRun then rcall("HSET", metaKey, "nofresh", 1) end
+  end
   if index >= 0 then
     fresh = true
   else
@@ -111,13 +116,11 @@ local i = tostring(index)
 if not isHeld then
   if fresh then
     rcall("SETBIT", dirtyKey, index, 1)
-    rcall("HSET", metaKey, "cursor", index)
-  elseif rcall("GETBIT", dirtyKey, index) == 0 then
-    rcall("SETBIT", dirtyKey, index, 1)
+    rcall("HSET", metaKey, "cursor", index, "held", held + 1)
   else
-    rcall("ZREM", releasedKey, i)
+    if rcall("SETBIT", dirtyKey, index, 1) == 1 then rcall("ZREM", releasedKey, i) end
+    rcall("HSET", metaKey, "held", held + 1)
   end
-  rcall("HINCRBY", metaKey, "held", 1)
 end
 if key ~= "" and reused == 0 then
   rcall("HSET", stickyKey, key, index)

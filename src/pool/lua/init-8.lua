@@ -4,8 +4,8 @@
   (a rebuild sets it after restoring every lease).
 
   Input:
-    KEYS[1] meta  KEYS[2] epoch  KEYS[3] dirty  KEYS[4] released  KEYS[5] leases
-    KEYS[6] byip  KEYS[7] pending  KEYS[8] sticky  KEYS[9] resbyip   (see allocate-9.lua)
+    KEYS[1] meta  KEYS[2] dirty  KEYS[3] released  KEYS[4] leases
+    KEYS[5] byip  KEYS[6] pending  KEYS[7] sticky  KEYS[8] resbyip   (see allocate-8.lua)
 
     ARGV[1] layout hash
     ARGV[2] size (allocatable addresses)
@@ -19,9 +19,9 @@
 ]]
 local rcall = redis.call
 if rcall("EXISTS", KEYS[1]) == 1 then return { 1 } end
-rcall("DEL", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+rcall("DEL", KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
 rcall("HSET", KEYS[1], "size", ARGV[2], "layout", ARGV[1], "segments", ARGV[3],
   "cursor", -1, "held", 0, "seq", 0, "createdAt", ARGV[5])
-rcall("SETBIT", KEYS[3], tonumber(ARGV[2]) - 1, 0)
-if ARGV[4] ~= "" then rcall("SET", KEYS[2], ARGV[4]) end
+rcall("SETBIT", KEYS[2], tonumber(ARGV[2]) - 1, 0)
+if ARGV[4] ~= "" then rcall("HSET", KEYS[1], "epoch", ARGV[4]) end
 return { 0 }
