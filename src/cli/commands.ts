@@ -1,0 +1,195 @@
+/**
+ * The store commands of `podlease`: `pools`, `leases`, `reserve`, `release`, `unreserve` and
+ * `check`. Each takes the parsed config and an opened store, prints in `-o table|json`, and
+ * returns the exit code.
+ */
+import type { CommandConfig, Config } from '../config/config.js';
+import type { Pool } from '../pool/config.js';
+import type { LeaseRecord, LeaseStore, PoolStats } from '../pool/store.js';
+import { print, type Out } from './output.js';
+
+export interface CommandIo {
+  readonly stdout: Out;
+  readonly stderr: Out;
+}
+
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, NOT_IMPLEMENTED: 3 } as const;
+
+type Cmd<N extends CommandConfig['name']> = Extract<CommandConfig, { name: N }>;
+
+const poolOf = (config: Config, name: string): Pool => {
+  const pool = config.pools.pools.get(name);
+  if (pool === undefined) throw new Error(`unknown pool "${name}"`);
+  return pool;
+};
+
+/** The memory store starts empty in every process: lay its pools out before use. */
+const prepare = async (config: Config, store: LeaseStore): Promise<void> => {
+  if (store.kind !== 'memory') return;
+  for (const pool of config.pools.pools.values())
+    await store.ensurePool(pool, { initialize: true });
+};
+
+interface PoolRow {
+  readonly pool: Pool;
+  readonly stats?: PoolStats | undefined;
+  readonly state: string;
+}
+
+const poolRow = async (store: LeaseStore, pool: Pool): Promise<PoolRow> => {
+  try {
+    const epoch = await store.epoch(pool);
+    if (epoch === undefined) return { pool, state: 'uninitialised' };
+    return { pool, stats: await store.stats(pool), state: 'ready' };
+  } catch (err) {
+    return { pool, state: `error: ${err instanceof Error ? err.message : String(err)}` };
+  }
+};
+
+export const runPools = async (
+  config: Config,
+  store: LeaseStore,
+  io: CommandIo,
+): Promise<number> => {
+  await prepare(config, store);
+  const rows = await Promise.all([...config.pools.pools.values()].map(p => poolRow(store, p)));
+  const data = rows.map(r => ({
+    name: r.pool.name,
+    family: r.pool.family,
+    cidr: r.pool.cidrText,
+    ranges: r.pool.ranges,
+    exclude: r.pool.exclude,
+    gateway: r.pool.gateway,
+    namespaces: r.pool.namespaces,
+    default: r.pool.isDefault,
+    state: r.state,
+    stats: r.stats,
+  }));
+  print(io.stdout, config.output, {
+    data: data,
+    rows: rows.map(r => ({
+      name: r.pool.name,
+      cidr: r.pool.cidrText,
+      default: r.pool.isDefault ? `IPv${r.pool.family}` : '',
+      namespaces: r.pool.namespaces.join(','),
+      size: r.stats?.size ?? r.pool.layout.size,
+      leased: r.stats?.leased,
+      free: r.stats?.free,
+      reserved: r.stats?.reserved,
+      state: r.state,
+    })),
+    columns: [
+      'name',
+      'cidr',
+      'default',
+      'namespaces',
+      'size',
+      'leased',
+      'free',
+      'reserved',
+      'state',
+    ],
+  });
+  return rows.some(r => r.state.startsWith('error')) ? EXIT.FAILED : EXIT.OK;
+};
+
+const podName = (l: LeaseRecord): string | undefined =>
+  l.name ?? (l.generateName !== undefined ? `${l.generateName}*` : undefined);
+
+export const runLeases = async (
+  config: Config,
+  store: LeaseStore,
+  cmd: Cmd<'leases'>,
+  io: CommandIo,
+): Promise<number> => {
+  await prepare(config, store);
+  const pools =
+    cmd.pool !== undefined ? [poolOf(config, cmd.pool)] : [...config.pools.pools.values()];
+  const all = (await Promise.all(pools.map(p => store.leases(p)))).flat();
+  const leases = all.filter(l => cmd.namespace === undefined || l.namespace === cmd.namespace);
+  const now = Date.now();
+  print(io.stdout, config.output, {
+    data: leases,
+    rows: leases.map(l => ({
+      pool: l.pool,
+      lease: l.id,
+      ip: l.ip,
+      state: l.state,
+      namespace: l.namespace,
+      pod: podName(l),
+      sticky: l.stickyKey,
+      expires:
+        l.expiresAt === undefined
+          ? undefined
+          : `${Math.max(0, Math.round((l.expiresAt - now) / 1000))}s`,
+    })),
+    columns: ['pool', 'lease', 'ip', 'state', 'namespace', 'pod', 'sticky', 'expires'],
+  });
+  return EXIT.OK;
+};
+
+export const runReserve = async (
+  config: Config,
+  store: LeaseStore,
+  cmd: Cmd<'reserve'>,
+  io: CommandIo,
+): Promise<number> => {
+  await prepare(config, store);
+  const r = await store.reserve(poolOf(config, cmd.pool), cmd.key, cmd.ip);
+  print(io.stdout, config.output, {
+    data: r,
+    rows: [{ pool: r.pool, key: r.key, ip: r.ip, lease: r.leaseId }],
+    columns: ['pool', 'key', 'ip', 'lease'],
+  });
+  return EXIT.OK;
+};
+
+export const runRelease = async (
+  config: Config,
+  store: LeaseStore,
+  cmd: Cmd<'release'>,
+  io: CommandIo,
+): Promise<number> => {
+  await prepare(config, store);
+  const r = await store.release(poolOf(config, cmd.pool), cmd.leaseId);
+  const result = { pool: cmd.pool, lease: cmd.leaseId, ...r };
+  print(io.stdout, config.output, {
+    data: result,
+    rows: [
+      {
+        pool: cmd.pool,
+        lease: cmd.leaseId,
+        released: r.released,
+        ip: r.ip,
+        kept: r.keptByReservation,
+        reason: r.reason,
+      },
+    ],
+    columns: ['pool', 'lease', 'released', 'ip', 'kept', 'reason'],
+  });
+  return EXIT.OK;
+};
+
+export const runUnreserve = async (
+  config: Config,
+  store: LeaseStore,
+  cmd: Cmd<'unreserve'>,
+  io: CommandIo,
+): Promise<number> => {
+  await prepare(config, store);
+  const r = await store.unreserve(poolOf(config, cmd.pool), cmd.key);
+  print(io.stdout, config.output, {
+    data: { pool: cmd.pool, key: cmd.key, ...r },
+    rows: [{ pool: cmd.pool, key: cmd.key, removed: r.removed, ip: r.ip, freed: r.freed }],
+    columns: ['pool', 'key', 'removed', 'ip', 'freed'],
+  });
+  return EXIT.OK;
+};
+
+export const runCheck = (cmd: Cmd<'check'>, io: CommandIo): number => {
+  io.stderr.write(
+    `podlease check${cmd.fix ? ' --fix' : ''}: requires the controller (later issue); ` +
+      'use `podlease leases` and `podlease pools` meanwhile\n',
+  );
+  return EXIT.NOT_IMPLEMENTED;
+};

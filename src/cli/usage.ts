@@ -1,0 +1,47 @@
+/** `podlease help [command]`. */
+import { COMMANDS, commandFlags, envName, type CommandName } from '../config/config.js';
+
+const SUMMARY: Readonly<Record<CommandName, string>> = {
+  serve: 'run the admission webhook (HTTPS /mutate, /validate; HTTP /metrics, /healthz, /readyz)',
+  pools: 'list the pools with their size, leased and free addresses',
+  leases: 'list leases [--pool P] [--namespace N]',
+  reserve: 'reserve a sticky address: --pool P --key ns/sts/N [--ip X]',
+  release: 'release a lease: --pool P --lease ID (or --lease P/ID)',
+  unreserve: 'drop a sticky reservation: --pool P --key ns/sts/N',
+  check: 'audit leases against the cluster [--fix] (requires the controller, later issue)',
+  help: "print this help, or a command's flags: podlease help serve",
+  version: 'print the version',
+};
+
+export const usage = (topic?: string): string => {
+  const command = (COMMANDS as readonly string[]).includes(topic ?? '')
+    ? (topic as CommandName)
+    : undefined;
+  if (command === undefined) {
+    const lines = COMMANDS.map(c => `  ${c.padEnd(10)} ${SUMMARY[c]}`);
+    return [
+      'Usage: podlease <command> [flags]',
+      '',
+      'Commands:',
+      ...lines,
+      '',
+      'Every command takes --store, --pools, --store-timeout and -o table|json; each flag is also an',
+      'environment variable PODLEASE_<FLAG>, plus REDIS_URL and KUBECONFIG. podlease help <command>',
+      "lists a command's flags.",
+      '',
+    ].join('\n');
+  }
+  const flags = Object.entries(commandFlags(command)).map(([name, spec]) => {
+    const env = spec.env ? ` (${envName(name)})` : '';
+    return `  --${name}${spec.kind === 'value' ? ' VALUE' : ''}${env}\n      ${spec.help}`;
+  });
+  return [
+    `Usage: podlease ${command} [flags]`,
+    '',
+    SUMMARY[command],
+    '',
+    'Flags:',
+    ...flags,
+    '',
+  ].join('\n');
+};

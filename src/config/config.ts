@@ -1,0 +1,574 @@
+/**
+ * `podlease` configuration: command line flags, each also an environment variable
+ * `PODLEASE_<FLAG>` (dashes as underscores), plus `REDIS_URL` and `KUBECONFIG` (DESIGN.md §5).
+ * Parsed once by `loadConfig`, validated fully (every problem reported at once in one
+ * ConfigError), canonicalised (durations in ms, sizes in bytes, addresses in canonical form) and
+ * frozen. Nothing else under src/ reads `process.env`.
+ */
+import { readFileSync } from 'node:fs';
+import { canonicalIp } from '../ip/address.js';
+import { DEV_POOLS_DOCUMENT, parsePoolsText, toPoolSet, type PoolSet } from '../pool/config.js';
+import { DEFAULT_LEASE_TTL_MS } from '../pool/store.js';
+import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
+import { ConfigError } from './errors.js';
+import { parseDuration, parseHostPort, parseSize, type HostPort } from './parse.js';
+
+export const DEFAULTS = {
+  listen: '0.0.0.0:9443',
+  metricsListen: '0.0.0.0:8080',
+  tlsCert: 'certs/tls.crt',
+  tlsKey: 'certs/tls.key',
+  tlsReloadIntervalMs: 10_000,
+  leaseTtlMs: DEFAULT_LEASE_TTL_MS,
+  storeTimeoutMs: 2_000,
+  bodyLimitBytes: 8 * 1_048_576,
+  serviceAccount: 'system:serviceaccount:podlease:podlease',
+  shutdownGraceMs: 10_000,
+  statsCacheMs: 5_000,
+  keepAliveTimeoutMs: 90_000,
+  headersTimeoutMs: 32_000,
+  logLevel: 'info',
+} as const;
+
+export const COMMANDS = [
+  'serve',
+  'pools',
+  'leases',
+  'reserve',
+  'release',
+  'unreserve',
+  'check',
+  'help',
+  'version',
+] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export type OutputFormat = 'table' | 'json';
+export type ControllerMode = 'auto' | 'on' | 'off';
+
+export interface StoreConfig {
+  readonly kind: 'memory' | 'redis';
+  readonly redisUrl: string | undefined;
+  /** Longest wait for one store call before answering "store unavailable". */
+  readonly timeoutMs: number;
+}
+
+/** The slice of the config the admission webhook gets (`createApp({ config: config.serve.webhook })`). */
+export interface WebhookConfig {
+  readonly leaseTtlMs: number;
+  readonly storeTimeoutMs: number;
+  readonly bodyLimitBytes: number;
+  /** The username of podlease's own service account: the only one allowed to change owned annotations. */
+  readonly serviceAccount: string;
+}
+
+export interface TlsConfig {
+  readonly certPath: string;
+  readonly keyPath: string;
+  /** Both paths are the defaults: `serve` may generate dev certificates there. */
+  readonly isDefault: boolean;
+  readonly reloadIntervalMs: number;
+}
+
+export interface ServeConfig {
+  readonly listen: HostPort;
+  readonly metricsListen: HostPort;
+  readonly tls: TlsConfig;
+  readonly controller: ControllerMode;
+  readonly webhook: WebhookConfig;
+  readonly shutdownGraceMs: number;
+  readonly statsCacheMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+}
+
+export type CommandConfig =
+  | { readonly name: 'serve' }
+  | { readonly name: 'pools' }
+  | {
+      readonly name: 'leases';
+      readonly pool?: string | undefined;
+      readonly namespace?: string | undefined;
+    }
+  | {
+      readonly name: 'reserve';
+      readonly pool: string;
+      readonly key: string;
+      readonly ip?: string | undefined;
+    }
+  | { readonly name: 'release'; readonly pool: string; readonly leaseId: string }
+  | { readonly name: 'unreserve'; readonly pool: string; readonly key: string }
+  | { readonly name: 'check'; readonly fix: boolean; readonly pool?: string | undefined }
+  | { readonly name: 'help'; readonly topic?: string | undefined }
+  | { readonly name: 'version' };
+
+export interface KubeConfigSource {
+  /** Path from `--kubeconfig` or `KUBECONFIG`. */
+  readonly kubeconfig: string | undefined;
+  /** Running in a pod with a service account (KUBERNETES_SERVICE_HOST is set). */
+  readonly inCluster: boolean;
+}
+
+export interface Config {
+  readonly command: CommandConfig;
+  readonly store: StoreConfig;
+  readonly pools: PoolSet;
+  /** Where the pools came from: a path, or `built-in dev pool`. */
+  readonly poolsSource: string;
+  readonly output: OutputFormat;
+  readonly logLevel: LogLevel;
+  readonly kube: KubeConfigSource;
+  readonly serve: ServeConfig;
+}
+
+export interface ConfigIo {
+  readonly readFile: (path: string) => string;
+}
+
+type FlagKind = 'value' | 'switch';
+interface FlagSpec {
+  readonly kind: FlagKind;
+  /** Also read from `PODLEASE_<FLAG>`. */
+  readonly env: boolean;
+  readonly help: string;
+}
+
+const v = (help: string): FlagSpec => ({ kind: 'value', env: true, help });
+const arg = (help: string): FlagSpec => ({ kind: 'value', env: false, help });
+
+/** Flags every command takes: where the store and the pools are, and how to print. */
+export const GLOBAL_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  store: v('lease store: redis | memory (default: redis when REDIS_URL is set, else memory)'),
+  pools: v('pools file, YAML or JSON (default: built-in dev pool 10.244.0.0/16)'),
+  'store-timeout': v('longest wait for one store call, e.g. 2s'),
+  output: v('table | json'),
+  'log-level': v(`log level: ${LOG_LEVELS.join(' | ')}`),
+  kubeconfig: v('kubeconfig file (also KUBECONFIG); in a pod the service account is used'),
+  'redis-sentinels': v('Redis Sentinel addresses (later issue)'),
+  'redis-sentinel-master': v('Redis Sentinel master name (later issue)'),
+  'redis-cluster': v('Redis Cluster seed addresses (later issue)'),
+  'redis-min-replicas': v('minimum replicas acknowledging a write (later issue)'),
+  help: { kind: 'switch', env: false, help: 'print help' },
+};
+
+export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
+  listen: v(`HTTPS for /mutate and /validate (default ${DEFAULTS.listen})`),
+  'metrics-listen': v(
+    `plain HTTP for /metrics, /healthz, /readyz (default ${DEFAULTS.metricsListen})`,
+  ),
+  'tls-cert': v(`serving certificate, reloaded on change (default ${DEFAULTS.tlsCert})`),
+  'tls-key': v(`serving key, reloaded on change (default ${DEFAULTS.tlsKey})`),
+  'tls-reload-interval': v('how often the certificate files are checked, e.g. 10s'),
+  controller: v('auto | on | off: run the controller (later issue)'),
+  'lease-ttl': v('how long a pending lease waits to be bound, e.g. 15m'),
+  'body-limit': v('largest AdmissionReview body accepted, e.g. 8Mi'),
+  'service-account': v(
+    `username allowed to change podlease annotations (default ${DEFAULTS.serviceAccount})`,
+  ),
+  'shutdown-grace': v('how long SIGTERM waits for requests in flight, e.g. 10s'),
+  'stats-cache': v('how long pool gauges are cached between scrapes, e.g. 5s'),
+};
+
+const COMMAND_FLAGS: Readonly<Record<CommandName, Readonly<Record<string, FlagSpec>>>> = {
+  serve: SERVE_FLAGS,
+  pools: {},
+  leases: { pool: arg('only this pool'), namespace: arg('only pods of this namespace') },
+  reserve: {
+    pool: arg('pool'),
+    key: arg('sticky key <namespace>/<statefulset>/<ordinal>'),
+    ip: arg('exact address (default: next free)'),
+  },
+  release: { pool: arg('pool'), lease: arg('lease id, or <pool>/<id> as in podlease.io/lease') },
+  unreserve: { pool: arg('pool'), key: arg('sticky key <namespace>/<statefulset>/<ordinal>') },
+  check: {
+    fix: { kind: 'switch', env: false, help: 'repair what the audit finds' },
+    pool: arg('only this pool'),
+  },
+  help: {},
+  version: {},
+};
+
+export const commandFlags = (command: CommandName): Readonly<Record<string, FlagSpec>> => ({
+  ...GLOBAL_FLAGS,
+  ...COMMAND_FLAGS[command],
+});
+
+export const envName = (flag: string): string =>
+  `PODLEASE_${flag.toUpperCase().replace(/-/g, '_')}`;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+interface Tokens {
+  readonly command: CommandName;
+  readonly flags: ReadonlyMap<string, string | true>;
+  readonly positional: readonly string[];
+}
+
+const isCommand = (s: string): s is CommandName => (COMMANDS as readonly string[]).includes(s);
+
+const readFlagToken = (
+  argv: readonly string[],
+  i: number,
+  specs: Readonly<Record<string, FlagSpec>>,
+  issues: string[],
+): { name: string; value: string | true; next: number } | undefined => {
+  const token = argv[i] ?? '';
+  const eq = token.indexOf('=');
+  let name = token.startsWith('--') ? token.slice(2, eq > 0 ? eq : undefined) : token.slice(1);
+  if (token === '-o') name = 'output';
+  if (token === '-h') name = 'help';
+  const spec = specs[name];
+  if (spec === undefined) {
+    issues.push(
+      `unknown flag ${token.split('=')[0] ?? token} (known: ${Object.keys(specs)
+        .map(f => `--${f}`)
+        .join(', ')})`,
+    );
+    return undefined;
+  }
+  if (spec.kind === 'switch')
+    return { name, value: eq > 0 ? token.slice(eq + 1) : true, next: i + 1 };
+  if (eq > 0) return { name, value: token.slice(eq + 1), next: i + 1 };
+  const value = argv[i + 1];
+  if (value === undefined) {
+    issues.push(`flag --${name} needs a value`);
+    return undefined;
+  }
+  return { name, value, next: i + 2 };
+};
+
+const tokenize = (argv: readonly string[], issues: string[]): Tokens => {
+  const first = argv[0];
+  let command: CommandName = 'help';
+  let start = 0;
+  if (first !== undefined && !first.startsWith('-')) {
+    start = 1;
+    if (isCommand(first)) command = first;
+    else issues.push(`unknown command "${first}" (known: ${COMMANDS.join(', ')})`);
+  }
+  const specs = commandFlags(command);
+  const flags = new Map<string, string | true>();
+  const positional: string[] = [];
+  for (let i = start; i < argv.length;) {
+    const token = argv[i] ?? '';
+    if (!token.startsWith('-') || token === '-') {
+      positional.push(token);
+      i++;
+      continue;
+    }
+    const read = readFlagToken(argv, i, specs, issues);
+    if (read === undefined) {
+      i++;
+      continue;
+    }
+    if (flags.has(read.name)) issues.push(`flag --${read.name} given more than once`);
+    flags.set(read.name, read.value);
+    i = read.next;
+  }
+  return { command, flags, positional };
+};
+
+/** Looks a flag up on the command line, then in `PODLEASE_<FLAG>`. */
+class Lookup {
+  private readonly tokens: Tokens;
+  private readonly env: Env;
+  readonly issues: string[];
+  constructor(tokens: Tokens, env: Env, issues: string[]) {
+    this.tokens = tokens;
+    this.env = env;
+    this.issues = issues;
+  }
+
+  raw(flag: string): string | undefined {
+    const fromArgv = this.tokens.flags.get(flag);
+    if (typeof fromArgv === 'string') return fromArgv;
+    if (fromArgv === true) return 'true';
+    const spec = commandFlags(this.tokens.command)[flag];
+    if (spec?.env !== true) return undefined;
+    const fromEnv = this.env[envName(flag)];
+    return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
+  }
+
+  /** Where a value came from, for messages. */
+  origin(flag: string): string {
+    return this.tokens.flags.has(flag) ? `--${flag}` : envName(flag);
+  }
+
+  parsed<T>(flag: string, fallback: T, parse: (s: string) => T | undefined, expected: string): T {
+    const text = this.raw(flag);
+    if (text === undefined) return fallback;
+    const value = parse(text);
+    if (value === undefined) {
+      this.issues.push(`${this.origin(flag)}: "${text}" is not ${expected}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(flag: string, allowed: readonly T[], fallback: T): T {
+    return this.parsed(
+      flag,
+      fallback,
+      s => ((allowed as readonly string[]).includes(s) ? (s as T) : undefined),
+      `one of ${allowed.join(', ')}`,
+    );
+  }
+}
+
+const loadPools = (look: Lookup, io: ConfigIo): { pools: PoolSet; source: string } | undefined => {
+  const path = look.raw('pools');
+  if (path === undefined)
+    return {
+      pools: toPoolSet(DEV_POOLS_DOCUMENT, 'built-in dev pool'),
+      source: 'built-in dev pool',
+    };
+  let text: string;
+  try {
+    text = io.readFile(path);
+  } catch (err) {
+    look.issues.push(
+      `${look.origin('pools')}: cannot read pools file ${path}: ${(err as Error).message}`,
+    );
+    return undefined;
+  }
+  try {
+    return { pools: parsePoolsText(text, path), source: path };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    look.issues.push(...err.issues.map(i => `pools file ${path}: ${i}`));
+    return undefined;
+  }
+};
+
+const positiveDuration = (s: string): number | undefined => {
+  const ms = parseDuration(s);
+  return ms !== undefined && ms > 0 ? ms : undefined;
+};
+
+const loadStore = (look: Lookup, env: Env): StoreConfig => {
+  const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
+  const kind = look.oneOf<'memory' | 'redis'>(
+    'store',
+    ['memory', 'redis'],
+    redisUrl === undefined ? 'memory' : 'redis',
+  );
+  if (kind === 'redis' && redisUrl === undefined) {
+    look.issues.push(
+      `${look.origin('store')} redis: set REDIS_URL, e.g. REDIS_URL=redis://127.0.0.1:6379`,
+    );
+  }
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    look.issues.push(`REDIS_URL: "${redisUrl}" is not a redis:// or rediss:// URL`);
+  }
+  for (const later of [
+    'redis-sentinels',
+    'redis-sentinel-master',
+    'redis-cluster',
+    'redis-min-replicas',
+  ]) {
+    if (look.raw(later) !== undefined) {
+      look.issues.push(
+        `${look.origin(later)}: Redis high availability is not implemented yet (a later issue)`,
+      );
+    }
+  }
+  const timeoutMs = look.parsed(
+    'store-timeout',
+    DEFAULTS.storeTimeoutMs,
+    positiveDuration,
+    'a duration such as 2s or 500ms',
+  );
+  return { kind, redisUrl: kind === 'redis' ? redisUrl : undefined, timeoutMs };
+};
+
+const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
+  const hostPort = (flag: string, fallback: string): HostPort =>
+    look.parsed(
+      flag,
+      parseHostPort(fallback) ?? { host: '0.0.0.0', port: 0 },
+      parseHostPort,
+      'host:port, e.g. 0.0.0.0:9443',
+    );
+  const certPath = look.raw('tls-cert') ?? DEFAULTS.tlsCert;
+  const keyPath = look.raw('tls-key') ?? DEFAULTS.tlsKey;
+  const duration = (flag: string, fallback: number): number =>
+    look.parsed(flag, fallback, positiveDuration, 'a positive duration such as 15m, 10s or 500ms');
+  return {
+    listen: hostPort('listen', DEFAULTS.listen),
+    metricsListen: hostPort('metrics-listen', DEFAULTS.metricsListen),
+    tls: {
+      certPath,
+      keyPath,
+      isDefault: look.raw('tls-cert') === undefined && look.raw('tls-key') === undefined,
+      reloadIntervalMs: duration('tls-reload-interval', DEFAULTS.tlsReloadIntervalMs),
+    },
+    controller: look.oneOf<ControllerMode>('controller', ['auto', 'on', 'off'], 'auto'),
+    webhook: {
+      leaseTtlMs: duration('lease-ttl', DEFAULTS.leaseTtlMs),
+      storeTimeoutMs,
+      bodyLimitBytes: look.parsed(
+        'body-limit',
+        DEFAULTS.bodyLimitBytes,
+        parseSize,
+        'a size such as 8Mi or 512kb',
+      ),
+      serviceAccount: look.raw('service-account') ?? DEFAULTS.serviceAccount,
+    },
+    shutdownGraceMs: duration('shutdown-grace', DEFAULTS.shutdownGraceMs),
+    statsCacheMs: duration('stats-cache', DEFAULTS.statsCacheMs),
+    keepAliveTimeoutMs: DEFAULTS.keepAliveTimeoutMs,
+    headersTimeoutMs: DEFAULTS.headersTimeoutMs,
+  };
+};
+
+const STICKY_KEY = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?\/\d+$/;
+
+const requirePool = (
+  look: Lookup,
+  pools: PoolSet | undefined,
+  required: boolean,
+): string | undefined => {
+  const name = look.raw('pool');
+  if (name === undefined) {
+    if (required) look.issues.push('--pool is required');
+    return undefined;
+  }
+  if (pools !== undefined && !pools.pools.has(name)) {
+    look.issues.push(
+      `--pool: unknown pool "${name}"; known pools: ${[...pools.pools.keys()].join(', ')}`,
+    );
+  }
+  return name;
+};
+
+const requireKey = (look: Lookup): string => {
+  const key = look.raw('key');
+  if (key === undefined)
+    look.issues.push('--key is required: <namespace>/<statefulset>/<ordinal>, e.g. default/web/0');
+  else if (!STICKY_KEY.test(key))
+    look.issues.push(
+      `--key: "${key}" is not <namespace>/<statefulset>/<ordinal>, e.g. default/web/0`,
+    );
+  return key ?? '';
+};
+
+const loadRelease = (look: Lookup, pools: PoolSet | undefined): CommandConfig => {
+  const lease = look.raw('lease');
+  if (lease === undefined) {
+    look.issues.push('--lease is required: the lease id, or <pool>/<id> as in podlease.io/lease');
+    return { name: 'release', pool: '', leaseId: '' };
+  }
+  const slash = lease.indexOf('/');
+  if (slash > 0 && look.raw('pool') === undefined) {
+    const pool = lease.slice(0, slash);
+    if (pools !== undefined && !pools.pools.has(pool)) {
+      look.issues.push(
+        `--lease: unknown pool "${pool}"; known pools: ${[...pools.pools.keys()].join(', ')}`,
+      );
+    }
+    return { name: 'release', pool, leaseId: lease.slice(slash + 1) };
+  }
+  const pool = requirePool(look, pools, true) ?? '';
+  return { name: 'release', pool, leaseId: slash > 0 ? lease.slice(slash + 1) : lease };
+};
+
+const loadCommand = (tokens: Tokens, look: Lookup, pools: PoolSet | undefined): CommandConfig => {
+  switch (tokens.command) {
+    case 'leases':
+      return {
+        name: 'leases',
+        pool: requirePool(look, pools, false),
+        namespace: look.raw('namespace'),
+      };
+    case 'reserve': {
+      const pool = requirePool(look, pools, true) ?? '';
+      const key = requireKey(look);
+      const ip = look.raw('ip');
+      const canonical = ip === undefined ? undefined : canonicalIp(ip);
+      if (ip !== undefined && canonical === undefined) {
+        look.issues.push(`--ip: "${ip}" is not an IP address`);
+      }
+      return { name: 'reserve', pool, key, ip: canonical };
+    }
+    case 'release':
+      return loadRelease(look, pools);
+    case 'unreserve':
+      return {
+        name: 'unreserve',
+        pool: requirePool(look, pools, true) ?? '',
+        key: requireKey(look),
+      };
+    case 'check':
+      return { name: 'check', fix: tokens.flags.has('fix'), pool: requirePool(look, pools, false) };
+    case 'help':
+      return { name: 'help', topic: tokens.positional[0] };
+    default:
+      return { name: tokens.command };
+  }
+};
+
+const deepFreeze = <T>(o: T): T => {
+  if (typeof o === 'object' && o !== null && !Object.isFrozen(o) && !(o instanceof Map)) {
+    Object.freeze(o);
+    for (const value of Object.values(o)) deepFreeze(value);
+  }
+  return o;
+};
+
+const defaultIo: ConfigIo = { readFile: path => readFileSync(path, 'utf8') };
+
+/**
+ * Parses the command line and environment once. Returns a frozen Config or throws ConfigError
+ * listing every problem.
+ */
+export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = defaultIo): Config => {
+  const issues: string[] = [];
+  const tokens = tokenize(argv, issues);
+  const look = new Lookup(tokens, env, issues);
+  if (tokens.flags.has('help')) {
+    const topic = tokens.command === 'help' ? tokens.positional[0] : tokens.command;
+    return helpConfig(topic, look, env);
+  }
+  if (tokens.command !== 'help' && tokens.positional.length > 0) {
+    issues.push(`unexpected argument(s): ${tokens.positional.join(' ')}`);
+  }
+  const store = loadStore(look, env);
+  const loaded = loadPools(look, io);
+  const command = loadCommand(tokens, look, loaded?.pools);
+  const output = look.oneOf<OutputFormat>('output', ['table', 'json'], 'table');
+  const logLevel = look.oneOf<LogLevel>('log-level', LOG_LEVELS, DEFAULTS.logLevel);
+  const serve = loadServe(look, store.timeoutMs);
+  if (issues.length > 0 || loaded === undefined) {
+    throw new ConfigError(`podlease ${tokens.command}`, [...new Set(issues)]);
+  }
+  return deepFreeze({
+    command,
+    store,
+    pools: loaded.pools,
+    poolsSource: loaded.source,
+    output,
+    logLevel,
+    kube: kubeSource(look, env),
+    serve,
+  });
+};
+
+const kubeSource = (look: Lookup, env: Env): KubeConfigSource => ({
+  kubeconfig: look.raw('kubeconfig') ?? (env.KUBECONFIG === '' ? undefined : env.KUBECONFIG),
+  inCluster: (env.KUBERNETES_SERVICE_HOST ?? '') !== '',
+});
+
+/** `--help` never fails on other flags: it prints usage. */
+const helpConfig = (topic: string | undefined, look: Lookup, env: Env): Config => {
+  const quiet = new Lookup({ command: 'help', flags: new Map(), positional: [] }, {}, []);
+  return deepFreeze({
+    command: { name: 'help', topic },
+    store: { kind: 'memory', redisUrl: undefined, timeoutMs: DEFAULTS.storeTimeoutMs },
+    pools: toPoolSet(DEV_POOLS_DOCUMENT, 'built-in dev pool'),
+    poolsSource: 'built-in dev pool',
+    output: 'table',
+    logLevel: DEFAULTS.logLevel,
+    kube: kubeSource(look, env),
+    serve: loadServe(quiet, DEFAULTS.storeTimeoutMs),
+  });
+};

@@ -1,0 +1,80 @@
+/**
+ * The one place where errors become denials (cert-manager's webhook: error → AdmissionResponse
+ * at the edge). Every message names the cause and what to do, prefixed `podlease:` (DESIGN.md §5).
+ */
+import { USER_ANNOTATIONS } from '../pool/annotations.js';
+import { describeHolder, isPoolError, type AnyPoolError } from '../pool/errors.js';
+import { isWebhookError } from './errors.js';
+import { deny } from './review.js';
+import type { AdmissionResponse } from './types.js';
+
+export interface Denial {
+  readonly code: number;
+  readonly message: string;
+  /** The error's `code` discriminant, for logs and metrics. */
+  readonly reason: string;
+}
+
+const RETRY =
+  'the API server retries the pod; if this persists, check that podlease reaches its Redis';
+
+const poolDenial = (err: AnyPoolError): Denial => {
+  switch (err.code) {
+    case 'POOL_EXHAUSTED':
+      return {
+        code: 403,
+        reason: err.code,
+        message:
+          `pool "${err.pool}" is exhausted: ${err.leased} of ${err.size} addresses leased; delete pods ` +
+          'or sticky reservations that use it, or add addresses to the pool',
+      };
+    case 'ADDRESS_IN_USE':
+      return {
+        code: 409,
+        reason: err.code,
+        message:
+          `address ${err.ip} of pool "${err.pool}" is held by ${describeHolder(err.holder)}; ` +
+          'choose another address, or delete that pod (or its reservation) first',
+      };
+    case 'RESERVATION_EXISTS':
+      return {
+        code: 409,
+        reason: err.code,
+        message:
+          `${err.message}: run \`podlease unreserve --pool ${err.pool} --key ${err.key}\`, or set the ` +
+          `annotation back to ${err.ip}`,
+      };
+    case 'NOT_IN_POOL':
+      return {
+        code: 400,
+        reason: err.code,
+        message: `${err.message}; pick an address inside the pool or leave it out`,
+      };
+    case 'UNKNOWN_POOL':
+      return {
+        code: 404,
+        reason: err.code,
+        message:
+          `unknown pool "${err.pool}"; known pools: ${err.known.length > 0 ? err.known.join(', ') : '(none)'}; ` +
+          `fix the ${USER_ANNOTATIONS.pool} annotation of the pod or its namespace`,
+      };
+    case 'POOL_RECOVERING':
+    case 'LAYOUT_MISMATCH':
+      return { code: 503, reason: err.code, message: err.message };
+    case 'STORE_UNAVAILABLE':
+      return { code: 503, reason: err.code, message: `${err.message}; ${RETRY}` };
+    default:
+      return { code: 500, reason: err.code, message: `internal error: ${err.message}` };
+  }
+};
+
+/** The status code and message for any error thrown while admitting. */
+export const toDenial = (err: unknown): Denial => {
+  if (isWebhookError(err)) return { code: err.status, reason: err.code, message: err.message };
+  if (isPoolError(err)) return poolDenial(err);
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 500, reason: 'INTERNAL', message: `internal error: ${message}` };
+};
+
+export const denyWith = (uid: string, denial: Denial): AdmissionResponse =>
+  deny(uid, denial.code, denial.message);
