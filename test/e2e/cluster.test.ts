@@ -6,11 +6,17 @@
    generated models are classes without behaviour; its API is meant to take object literals. */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import * as https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import { issueCertificate } from './cluster/certs.js';
 import { DEFAULT_TEST_SUBNET, type Kubelet, startKubelet } from './cluster/kubelet.js';
 import { waitUntil } from './cluster/wait.js';
 
@@ -162,6 +168,102 @@ describe.skipIf(skip !== '')('e2e cluster harness', () => {
     for (const netns of netnsOfPods) expect(left).not.toContain(netns);
     expect(kubelet.pods().size).toBe(0);
     expect(kubelet.failures()).toEqual([]);
+  });
+
+  it('calls an admission webhook served on 127.0.0.1 with a certificate from the cluster CA', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'podlease-e2e-webhook-'));
+    const ca = { certPath: inject('caCertPath'), keyPath: inject('caKeyPath') };
+    const serving = await issueCertificate(dir, ca, {
+      name: 'webhook',
+      commonName: '127.0.0.1',
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
+    const seen: string[] = [];
+    const server = https.createServer(
+      { cert: readFileSync(serving.certPath), key: readFileSync(serving.keyPath) },
+      (req, res) => {
+        let body = '';
+        req.setEncoding('utf8');
+        req.on('data', (c: string) => (body += c));
+        req.on('end', () => {
+          const review = JSON.parse(body) as { request: { uid: string; operation: string } };
+          seen.push(review.request.operation);
+          const patch = [{ op: 'add', path: '/metadata/labels/webhook', value: 'seen' }];
+          res.setHeader('Content-Type', 'application/json');
+          res.end(
+            JSON.stringify({
+              apiVersion: 'admission.k8s.io/v1',
+              kind: 'AdmissionReview',
+              response: {
+                uid: review.request.uid,
+                allowed: true,
+                patchType: 'JSONPatch',
+                patch: Buffer.from(JSON.stringify(patch)).toString('base64'),
+              },
+            }),
+          );
+        });
+      },
+    );
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const admission = new k8s.KubeConfig();
+    admission.loadFromFile(inject('kubeconfigPath'));
+    const webhooks = admission.makeApiClient(k8s.AdmissionregistrationV1Api);
+    const name = `${namespace}-smoke`;
+    try {
+      await webhooks.createMutatingWebhookConfiguration({
+        body: {
+          metadata: { name },
+          webhooks: [
+            {
+              name: 'smoke.podlease.io',
+              clientConfig: {
+                url: `https://127.0.0.1:${port}/mutate`,
+                caBundle: readFileSync(ca.certPath).toString('base64'),
+              },
+              rules: [
+                {
+                  operations: ['CREATE'],
+                  apiGroups: [''],
+                  apiVersions: ['v1'],
+                  resources: ['pods'],
+                },
+              ],
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+              admissionReviewVersions: ['v1'],
+              sideEffects: 'None',
+              failurePolicy: 'Fail',
+              timeoutSeconds: 5,
+            },
+          ],
+        },
+      });
+      // The API server picks up webhook configurations asynchronously.
+      const pod = await waitUntil('a pod admitted through the webhook', async () => {
+        const created = await core.createNamespacedPod({
+          namespace,
+          body: {
+            metadata: { generateName: 'hooked-', labels: { app: 'hooked' } },
+            spec: { containers: [{ name: 'app', image: 'registry.invalid/never-pulled:1' }] },
+          },
+        });
+        if (created.metadata?.labels?.webhook === 'seen') return created;
+        await core.deleteNamespacedPod({ namespace, name: created.metadata?.name ?? '' });
+        return undefined;
+      });
+      expect(seen).toContain('CREATE');
+      await core.deleteNamespacedPod({ namespace, name: pod.metadata?.name ?? '' });
+      await waitUntil('hooked pods gone', async () => {
+        const list = await core.listNamespacedPod({ namespace, labelSelector: 'app=hooked' });
+        return list.items.length === 0 ? true : undefined;
+      });
+    } finally {
+      await webhooks.deleteMutatingWebhookConfiguration({ name }).catch(() => undefined);
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('stop() removes the test bridge', async () => {

@@ -45,6 +45,8 @@ if all_present; then
   exit 0
 fi
 
+# Left by an interrupted build (we hold the lock, so no build is using them).
+rm -rf "${bin_dir}"/../bin.tmp.*
 tmp_dir="$(mktemp -d "${bin_dir}/../bin.tmp.XXXXXX")"
 trap 'rm -rf "${tmp_dir}"' EXIT
 
