@@ -24,7 +24,9 @@ const freePort = (): Promise<number> =>
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
+      srv.close(() => {
+        resolve(typeof addr === 'object' && addr !== null ? addr.port : 0);
+      });
     });
   });
 
@@ -39,7 +41,9 @@ const ping = (port: number): Promise<boolean> =>
       sock.destroy();
       resolve(d.toString().startsWith('+PONG'));
     });
-    sock.once('error', () => resolve(false));
+    sock.once('error', () => {
+      resolve(false);
+    });
   });
 
 const hasRedisServer = (): boolean => spawnSync('redis-server', ['--version']).status === 0;
@@ -49,7 +53,18 @@ const startRedisServer = async (): Promise<{ url: string; stop: () => void }> =>
   const dir = mkdtempSync(join(tmpdir(), 'podlease-redis-'));
   const child: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
     { stdio: 'ignore' },
   );
   const deadline = Date.now() + 10_000;
@@ -95,7 +110,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const r = await startRedisServer();
     project.provide('redisUrl', r.url);
     project.provide('redisSkip', '');
-    return () => Promise.resolve(r.stop());
+    return () => {
+      r.stop();
+      return Promise.resolve();
+    };
   }
   if (dockerReachable()) {
     const r = await startContainer();

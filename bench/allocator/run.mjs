@@ -41,10 +41,30 @@ const freePort = () =>
   });
 
 const startRedis = async () => {
-  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, port: Number(new URL(process.env.REDIS_URL).port), stop: () => {} };
+  if (process.env.REDIS_URL)
+    return {
+      url: process.env.REDIS_URL,
+      port: Number(new URL(process.env.REDIS_URL).port),
+      stop: () => {},
+    };
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'podlease-bench-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      dir,
+    ],
+    { stdio: 'ignore' },
+  );
   const url = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
@@ -59,11 +79,16 @@ const startRedis = async () => {
 };
 
 const pool = (name, entry) => toPoolSet({ pools: [{ name, ...entry }] }).pools.get(name);
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const pct = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const ms = v => `${v.toFixed(3)} ms`;
 
 const redisBenchmark = (port, args) => {
-  const out = execFileSync('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-c', String(CONCURRENCY), '--csv', ...args], { encoding: 'utf8' });
+  const out = execFileSync(
+    'redis-benchmark',
+    ['-h', '127.0.0.1', '-p', String(port), '-c', String(CONCURRENCY), '--csv', ...args],
+    { encoding: 'utf8' },
+  );
   // CSV: "<test name>","<rps>",...; the name may hold quotes of its own, the numbers never do.
   const line = out.trim().split('\n').at(-1);
   return Number(line.split('","').at(-7));
@@ -75,18 +100,47 @@ const allocateScriptBaseline = async (port, store) => {
   const p = pool('benchraw', { cidr: '10.0.0.0/8' });
   await store.dropPool(p.name);
   await store.ensurePool(p, { initialize: true });
-  const source = readFileSync(new URL('../../src/pool/lua/allocate-8.lua', import.meta.url), 'utf8');
-  const sha = execFileSync('redis-cli', ['-p', String(port), 'SCRIPT', 'LOAD', source], { encoding: 'utf8' }).trim();
+  const source = readFileSync(
+    new URL('../../src/pool/lua/allocate-8.lua', import.meta.url),
+    'utf8',
+  );
+  const sha = execFileSync('redis-cli', ['-p', String(port), 'SCRIPT', 'LOAD', source], {
+    encoding: 'utf8',
+  }).trim();
   const k = poolKeys(p.name);
   const keys = [k.meta, k.dirty, k.released, k.leases, k.byip, k.pending, k.sticky, k.resbyip];
   const rec = '{"s":"pending","ns":"bench","g":"app-","c":1,"e":2}';
-  const rps = redisBenchmark(port, ['-n', '100000', '-r', '100000000', 'EVALSHA', sha, '8', ...keys, p.layout.hash, 'lease', 'id__rand_int__', '-1', '', rec, '2', '0', 'bench', '']);
+  const rps = redisBenchmark(port, [
+    '-n',
+    '100000',
+    '-r',
+    '100000000',
+    'EVALSHA',
+    sha,
+    '8',
+    ...keys,
+    p.layout.hash,
+    'lease',
+    'id__rand_int__',
+    '-1',
+    '',
+    rec,
+    '2',
+    '0',
+    'bench',
+    '',
+  ]);
   await store.dropPool(p.name);
   return rps;
 };
 
 const allocate = (store, p, n) =>
-  store.allocate({ pool: p, leaseId: newLeaseId(), pod: { namespace: 'bench', generateName: `app-${n % 10}-` }, ttlMs: 900_000 });
+  store.allocate({
+    pool: p,
+    leaseId: newLeaseId(),
+    pod: { namespace: 'bench', generateName: `app-${n % 10}-` },
+    ttlMs: 900_000,
+  });
 
 const throughput = async (stores, p, ops) => {
   let next = 0;
@@ -97,7 +151,9 @@ const throughput = async (stores, p, ops) => {
     }
   };
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => worker(stores[i % stores.length])));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, (_, i) => worker(stores[i % stores.length])),
+  );
   return ops / ((performance.now() - t0) / 1000);
 };
 
@@ -134,13 +190,27 @@ const latency = async (store, p, samples) => {
 
 const main = async () => {
   const redis = await startRedis();
-  const stores = await Promise.all(Array.from({ length: CONNECTIONS }, () => RedisLeaseStore.connect({ url: redis.url, commandTimeoutMs: 60_000 })));
+  const stores = await Promise.all(
+    Array.from({ length: CONNECTIONS }, () =>
+      RedisLeaseStore.connect({ url: redis.url, commandTimeoutMs: 60_000 }),
+    ),
+  );
   const admin = await createClient({ url: redis.url }).connect();
   const results = {};
   try {
-    results.setRps = median([1, 2, 3].map(() => redisBenchmark(redis.port, ['-t', 'set', '-n', '100000'])));
+    results.setRps = median(
+      [1, 2, 3].map(() => redisBenchmark(redis.port, ['-t', 'set', '-n', '100000'])),
+    );
     results.allocEvalRps = await allocateScriptBaseline(redis.port, stores[0]);
-    results.evalRps = redisBenchmark(redis.port, ['-n', '200000', 'EVAL', "return redis.call('SET', KEYS[1], ARGV[1])", '1', 'bench:{k}', 'v']);
+    results.evalRps = redisBenchmark(redis.port, [
+      '-n',
+      '200000',
+      'EVAL',
+      "return redis.call('SET', KEYS[1], ARGV[1])",
+      '1',
+      'bench:{k}',
+      'v',
+    ]);
 
     const p16 = pool('bench16', { cidr: '10.200.0.0/16' });
     const p8 = pool('bench8', { cidr: '10.0.0.0/8' });
@@ -182,10 +252,15 @@ const main = async () => {
     const freeCount = Math.floor(size / 100);
     for (let i = 0; i < freeCount; i += 10_000) {
       const batch = [];
-      for (let j = i; j < Math.min(i + 10_000, freeCount); j++) batch.push({ score: j, value: String(j * 97 % size) });
+      for (let j = i; j < Math.min(i + 10_000, freeCount); j++)
+        batch.push({ score: j, value: String((j * 97) % size) });
       await admin.zAdd(k.released, batch);
     }
-    await admin.hSet(k.meta, { held: String(size - freeCount), cursor: String(size - 1), seq: String(freeCount) });
+    await admin.hSet(k.meta, {
+      held: String(size - freeCount),
+      cursor: String(size - 1),
+      seq: String(freeCount),
+    });
     results.worst8 = await latency(stores[0], worst, LATENCY_SAMPLES);
     for (const p of [p16, p8, worst]) await stores[0].dropPool(p.name);
   } finally {
@@ -199,7 +274,9 @@ const main = async () => {
 const r = await main();
 const date = new Date().toISOString().slice(0, 10);
 const node = process.version;
-const redisVersion = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(/v=([\d.]+)/)?.[1];
+const redisVersion = execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).match(
+  /v=([\d.]+)/,
+)?.[1];
 const l = r.latency;
 const md = `
 ### ${date} — \`npm run bench:allocator\`

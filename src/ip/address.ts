@@ -36,7 +36,8 @@ export const parseIp = (text: string): Ip | undefined => {
   const s = text.trim();
   if (s.includes('/')) return undefined;
   if (Address4.isValid(s)) return { family: 4, value: new Address4(s).bigInt() };
-  if (Address6.isValid(s) && !s.includes('%')) return { family: 6, value: new Address6(s).bigInt() };
+  if (Address6.isValid(s) && !s.includes('%'))
+    return { family: 6, value: new Address6(s).bigInt() };
   return undefined;
 };
 
@@ -113,13 +114,16 @@ export const rangesOverlap = (a: IpRange, b: IpRange): boolean =>
  * spans. Pure; cost is O((spans + holes) log holes).
  */
 export const subtractRanges = (spans: readonly IpRange[], holes: readonly IpRange[]): IpRange[] => {
-  const sortedHoles = [...holes].sort((a, b) => (a.first < b.first ? -1 : a.first > b.first ? 1 : 0));
+  const sortedHoles = [...holes].sort((a, b) =>
+    a.first < b.first ? -1 : a.first > b.first ? 1 : 0,
+  );
   const out: IpRange[] = [];
   for (const span of spans) {
     let cursor = span.first;
     for (const hole of sortedHoles) {
       if (hole.family !== span.family || hole.last < cursor || hole.first > span.last) continue;
-      if (hole.first > cursor) out.push({ family: span.family, first: cursor, last: hole.first - 1n });
+      if (hole.first > cursor)
+        out.push({ family: span.family, first: cursor, last: hole.first - 1n });
       cursor = hole.last + 1n;
       if (cursor > span.last) break;
     }

@@ -11,18 +11,25 @@ const whyNotAllocatable = (pool: Pool, text: string): string => {
   const ip = parseIp(text);
   if (ip === undefined) return 'it is not an IP address';
   if (ip.family !== pool.family) return `it is IPv${ip.family} and the pool is IPv${pool.family}`;
-  if (!cidrContains(pool.cidr, ip.family, ip.value)) return `it is outside ${formatCidr(pool.cidr)}`;
-  if (pool.gateway !== undefined && parseIp(pool.gateway)?.value === ip.value) {
+  if (!cidrContains(pool.cidr, ip.family, ip.value))
+    return `it is outside ${formatCidr(pool.cidr)}`;
+  return (
+    specialAddress(pool, ip.value) ?? `it is outside the pool's ranges (${pool.ranges.join(', ')})`
+  );
+};
+
+/** Why an address inside the cidr is never handed out, if it is one of those. */
+const specialAddress = (pool: Pool, value: bigint): string | undefined => {
+  const { cidr } = pool;
+  const hasNetwork = pool.family === 6 ? cidr.prefix < 128 : cidr.prefix < 31;
+  if (pool.gateway !== undefined && parseIp(pool.gateway)?.value === value) {
     return 'it is the pool gateway';
   }
-  if (ip.value === pool.cidr.network && (pool.family === 6 || pool.cidr.prefix < 31)) {
-    return 'it is the network address';
-  }
-  if (pool.family === 4 && pool.cidr.prefix < 31 && ip.value === cidrLast(pool.cidr)) {
+  if (hasNetwork && value === cidr.network) return 'it is the network address';
+  if (pool.family === 4 && hasNetwork && value === cidrLast(cidr))
     return 'it is the broadcast address';
-  }
-  if (pool.exclude.some(e => inRange(e, ip.value))) return 'it is excluded by the pool';
-  return `it is outside the pool's ranges (${pool.ranges.join(', ')})`;
+  if (pool.exclude.some(e => inRange(e, value))) return 'it is excluded by the pool';
+  return undefined;
 };
 
 const inRange = (text: string, value: bigint): boolean => {
@@ -41,7 +48,9 @@ export const indexOf = (pool: Pool, ip: string): number => {
 export const ipOf = (pool: Pool, index: number): string => {
   const ip = indexToIp(pool.layout, index);
   if (ip === undefined) {
-    throw new Error(`pool "${pool.name}": index ${index} is outside its ${pool.layout.size} addresses`);
+    throw new Error(
+      `pool "${pool.name}": index ${index} is outside its ${pool.layout.size} addresses`,
+    );
   }
   return ip;
 };

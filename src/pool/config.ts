@@ -77,7 +77,7 @@ const stringList = (v: unknown, where: string, issues: Issues): string[] => {
     issues.push(`${where}: must be a list of strings`);
     return [];
   }
-  return v as string[];
+  return v;
 };
 
 interface Draft {
@@ -143,15 +143,22 @@ const checkRangesDisjoint = (ranges: IpRange[], where: string, issues: Issues): 
   }
 };
 
-const parseGateway = (raw: unknown, where: string, cidr: Cidr, issues: Issues): bigint | undefined => {
+const parseGateway = (
+  raw: unknown,
+  where: string,
+  cidr: Cidr,
+  issues: Issues,
+): bigint | undefined => {
   if (raw === undefined) return undefined;
   const gw = typeof raw === 'string' ? parseIp(raw) : undefined;
   if (gw === undefined) {
-    issues.push(`${where}: "${String(raw)}" is not an IP address`);
+    issues.push(`${where}: ${JSON.stringify(raw)} is not an IP address`);
     return undefined;
   }
   if (!cidrContains(cidr, gw.family, gw.value)) {
-    issues.push(`${where}: ${String(raw)} is outside the pool's cidr ${formatCidr(cidr)}`);
+    issues.push(
+      `${where}: ${formatValue(gw.family, gw.value)} is outside the pool's cidr ${formatCidr(cidr)}`,
+    );
     return undefined;
   }
   return gw.value;
@@ -162,7 +169,9 @@ const parseNamespaces = (raw: unknown, where: string, issues: Issues): string[] 
   const list = stringList(raw, where, issues);
   for (const ns of list) {
     if (!NAMESPACE_GLOB.test(ns)) {
-      issues.push(`${where}: "${ns}" is not a namespace name or glob (letters, digits, -, * and ?)`);
+      issues.push(
+        `${where}: "${ns}" is not a namespace name or glob (letters, digits, -, * and ?)`,
+      );
     }
   }
   return list;
@@ -203,7 +212,9 @@ const parsePool = (raw: unknown, index: number, issues: Issues): Draft | undefin
   const nameOk = typeof raw.name === 'string' && DNS_LABEL.test(raw.name);
   const where = nameOk ? `pool "${String(raw.name)}"` : `pools[${index}]`;
   if (!nameOk) {
-    issues.push(`${where}.name: ${JSON.stringify(raw.name)} is not a DNS label (a-z, 0-9, -; at most 63)`);
+    issues.push(
+      `${where}.name: ${JSON.stringify(raw.name)} is not a DNS label (a-z, 0-9, -; at most 63)`,
+    );
   }
   for (const key of Object.keys(raw)) {
     if (!KNOWN_FIELDS.has(key)) {
@@ -212,7 +223,9 @@ const parsePool = (raw: unknown, index: number, issues: Issues): Draft | undefin
   }
   const cidr = typeof raw.cidr === 'string' ? parseCidr(raw.cidr) : undefined;
   if (cidr === undefined) {
-    issues.push(`${where}.cidr: ${JSON.stringify(raw.cidr)} is not a cidr such as 10.244.0.0/16 or fd00::/64`);
+    issues.push(
+      `${where}.cidr: ${JSON.stringify(raw.cidr)} is not a cidr such as 10.244.0.0/16 or fd00::/64`,
+    );
     return undefined;
   }
   if (raw.default !== undefined && typeof raw.default !== 'boolean') {
@@ -319,7 +332,10 @@ const globCache = new Map<string, RegExp>();
 const globToRegExp = (glob: string): RegExp => {
   let re = globCache.get(glob);
   if (re === undefined) {
-    const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+    const body = glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.');
     re = new RegExp(`^${body}$`);
     globCache.set(glob, re);
   }

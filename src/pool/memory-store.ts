@@ -127,7 +127,12 @@ class PoolState {
     const id = this.byIndex.get(i);
     const rec = id === undefined ? undefined : this.leases.get(id);
     if (rec !== undefined) {
-      return { namespace: rec.namespace, name: rec.name, generateName: rec.generateName, leaseId: rec.id };
+      return {
+        namespace: rec.namespace,
+        name: rec.name,
+        generateName: rec.generateName,
+        leaseId: rec.id,
+      };
     }
     const key = this.resByIndex.get(i);
     return key === undefined ? undefined : { namespace: key.split('/')[0] ?? '', stickyKey: key };
@@ -135,7 +140,10 @@ class PoolState {
 }
 
 const samePod = (rec: Rec, pod: PodRef): boolean =>
-  rec.namespace === pod.namespace && rec.name !== undefined && rec.name !== '' && rec.name === pod.name;
+  rec.namespace === pod.namespace &&
+  rec.name !== undefined &&
+  rec.name !== '' &&
+  rec.name === pod.name;
 
 export class MemoryLeaseStore implements LeaseStore {
   readonly kind = 'memory' as const;
@@ -204,7 +212,12 @@ export class MemoryLeaseStore implements LeaseStore {
       const rec = st.leases.get(leaseId);
       if (rec === undefined) throw new LeaseNotFoundError(pool.name, leaseId);
       if (rec.state === 'bound' && rec.uid !== pod.uid) {
-        throw new LeaseConflictError(pool.name, leaseId, rec.uid ?? '', `${rec.namespace}/${rec.name ?? ''}`);
+        throw new LeaseConflictError(
+          pool.name,
+          leaseId,
+          rec.uid ?? '',
+          `${rec.namespace}/${rec.name ?? ''}`,
+        );
       }
       if (rec.state === 'pending') {
         rec.state = 'bound';
@@ -222,7 +235,8 @@ export class MemoryLeaseStore implements LeaseStore {
     return run(() => {
       const st = this.#state(pool);
       const rec = st.leases.get(leaseId);
-      if (rec === undefined) return { released: false, keptByReservation: false, reason: 'not-found' };
+      if (rec === undefined)
+        return { released: false, keptByReservation: false, reason: 'not-found' };
       if (options.onlyIfPending === true && rec.state !== 'pending') {
         return { released: false, keptByReservation: false, reason: 'not-pending' };
       }
@@ -496,10 +510,19 @@ const relayout = (st: PoolState, pool: Pool): void => {
   const next = new PoolState(pool.layout, st.epoch);
   for (const rec of st.leases.values()) rec.index = map(rec.index) ?? rec.index;
   remapInto(st, next, map);
-  Object.assign(st, { layout: next.layout, dirty: next.dirty, cursor: next.cursor, held: next.held });
+  Object.assign(st, {
+    layout: next.layout,
+    dirty: next.dirty,
+    cursor: next.cursor,
+    held: next.held,
+  });
 };
 
-const remapInto = (st: PoolState, next: PoolState, map: (i: number) => number | undefined): void => {
+const remapInto = (
+  st: PoolState,
+  next: PoolState,
+  map: (i: number) => number | undefined,
+): void => {
   const entries = <V>(m: Map<number, V>): [number, V][] => [...m.entries()];
   const byIndex = entries(st.byIndex);
   const resByIndex = entries(st.resByIndex);
@@ -526,9 +549,9 @@ const run = <T>(fn: () => T): Promise<T> => {
   try {
     return Promise.resolve(fn());
   } catch (err) {
-    return Promise.reject(err as Error);
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
 };
 
-const _check = new MemoryLeaseStore() satisfies LeaseStore;
-void _check;
+// Compile-time conformance (host-local's `var _ backend.Store = &FakeStore{}`).
+export const _check: LeaseStore = new MemoryLeaseStore();

@@ -94,7 +94,9 @@ const fromStored = (pool: Pool, id: string, r: StoredRecord): LeaseRecord => ({
 /** The record JSON without `i`, which the script prepends. Empty fields are left out. */
 const recordJson = (fields: Omit<StoredRecord, 'i'>): string => {
   const compact: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) if (v !== undefined && v !== '') compact[k] = v;
+  for (const [k, v] of Object.entries(fields) as [string, unknown][]) {
+    if (v !== undefined && v !== '') compact[k] = v;
+  }
   return JSON.stringify(compact);
 };
 
@@ -116,42 +118,67 @@ export class RedisLeaseStore implements LeaseStore {
       // Reconnection is handled by node-redis; each failed command surfaces as
       // StoreUnavailableError to its caller. Without this listener the process would crash.
     });
+    // node-redis keeps retrying a refused first connection; give up after the connect timeout.
+    const limitMs = options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(new Error(`no connection within ${limitMs} ms`));
+      }, limitMs);
+    });
+    const connecting = client.connect();
+    connecting.catch(() => undefined); // settled below; a late rejection after destroy() is expected
     try {
-      await client.connect();
+      await Promise.race([connecting, deadline]);
     } catch (err) {
       client.destroy();
-      throw new StoreUnavailableError(`cannot connect to ${redactUrl(options.url)}`, { cause: err });
+      const why = err instanceof Error ? err.message : String(err);
+      throw new StoreUnavailableError(`cannot connect to ${redactUrl(options.url)}: ${why}`, {
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
     }
     return new RedisLeaseStore(client, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
   }
 
   async ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
-    const keys = this.#poolKeys(pool);
     for (let attempt = 0; attempt < RELAYOUT_ATTEMPTS; attempt++) {
-      const [layout, segments] = await this.#do(() =>
-        this.#client.hmGet(keys.meta, ['layout', 'segments']),
-      );
-      if (layout === null || layout === undefined) {
-        if (!options.initialize) return 'uninitialised';
-        const epoch = options.withoutEpoch === true ? '' : randomUUID();
-        const args = [pool.layout.hash, pool.layout.size, serializeSegments(pool.layout), epoch, Date.now()];
-        const r = await this.#script('init', keys, args);
-        if (num(r[0]) === 0) return 'created';
-        continue;
-      }
-      if (layout !== pool.layout.hash) {
-        const old = parseSegments(str(segments));
-        if (old === undefined) throw new Error(`pool "${pool.name}": stored segments are unreadable`);
-        if (await this.#relayout(pool, old, layout)) return 'relaid';
-        continue;
-      }
-      const epoch = await this.epoch(pool);
-      if (epoch !== undefined) return 'ready';
-      if (!options.initialize || options.withoutEpoch === true) return 'uninitialised';
-      await this.markReady(pool);
-      return 'created';
+      const result = await this.#ensureOnce(pool, options);
+      if (result !== 'retry') return result;
     }
     throw new LayoutMismatchError(pool.name);
+  }
+
+  /** Creates the pool's state when it has none (init-8.lua). */
+  async #init(pool: Pool, options: EnsureOptions): Promise<EnsureResult | 'retry'> {
+    if (!options.initialize) return 'uninitialised';
+    const newEpoch = options.withoutEpoch === true ? '' : randomUUID();
+    const layoutArgs = [pool.layout.hash, pool.layout.size, serializeSegments(pool.layout)];
+    const r = await this.#script('init', this.#poolKeys(pool), [
+      ...layoutArgs,
+      newEpoch,
+      Date.now(),
+    ]);
+    return num(r[0]) === 0 ? 'created' : 'retry';
+  }
+
+  /** One pass of ensurePool; 'retry' when another replica changed the pool meanwhile. */
+  async #ensureOnce(pool: Pool, options: EnsureOptions): Promise<EnsureResult | 'retry'> {
+    const keys = this.#poolKeys(pool);
+    const [layout, segments, epoch] = await this.#do(() =>
+      this.#client.hmGet(keys.meta, ['layout', 'segments', 'epoch']),
+    );
+    if (layout === null || layout === undefined) return this.#init(pool, options);
+    if (layout !== pool.layout.hash) {
+      const old = parseSegments(str(segments));
+      if (old === undefined) throw new Error(`pool "${pool.name}": stored segments are unreadable`);
+      return (await this.#relayout(pool, old, layout)) ? 'relaid' : 'retry';
+    }
+    if (epoch !== null && epoch !== undefined) return 'ready';
+    if (!options.initialize || options.withoutEpoch === true) return 'uninitialised';
+    await this.markReady(pool);
+    return 'created';
   }
 
   async allocate(req: AllocateRequest): Promise<Allocation> {
@@ -207,7 +234,12 @@ export class RedisLeaseStore implements LeaseStore {
     if (status === STATUS.NOT_FOUND) throw new LeaseNotFoundError(pool.name, leaseId);
     const stored = JSON.parse(str(r[1])) as StoredRecord;
     if (status === STATUS.OWNER_MISMATCH) {
-      throw new LeaseConflictError(pool.name, leaseId, stored.u ?? '', `${stored.ns}/${stored.n ?? ''}`);
+      throw new LeaseConflictError(
+        pool.name,
+        leaseId,
+        stored.u ?? '',
+        `${stored.ns}/${stored.n ?? ''}`,
+      );
     }
     return fromStored(pool, leaseId, stored);
   }
@@ -232,7 +264,10 @@ export class RedisLeaseStore implements LeaseStore {
   async expired(pool: Pool, now: number, limit = 1000): Promise<LeaseRecord[]> {
     const keys = this.#poolKeys(pool);
     const ids = await this.#do(() =>
-      this.#client.zRange(keys.pending, '-inf', now, { BY: 'SCORE', LIMIT: { offset: 0, count: limit } }),
+      this.#client.zRange(keys.pending, '-inf', now, {
+        BY: 'SCORE',
+        LIMIT: { offset: 0, count: limit },
+      }),
     );
     return this.#records(pool, ids);
   }
@@ -273,7 +308,9 @@ export class RedisLeaseStore implements LeaseStore {
 
   async leases(pool: Pool): Promise<LeaseRecord[]> {
     const all = await this.#do(() => this.#client.hGetAll(this.#poolKeys(pool).leases));
-    return Object.entries(all).map(([id, json]) => fromStored(pool, id, JSON.parse(json) as StoredRecord));
+    return Object.entries(all).map(([id, json]) =>
+      fromStored(pool, id, JSON.parse(json) as StoredRecord),
+    );
   }
 
   async reservations(pool: Pool): Promise<Reservation[]> {
@@ -433,7 +470,10 @@ export class RedisLeaseStore implements LeaseStore {
     const heldOld = new Set([...Object.keys(byip), ...Object.values(sticky)].map(Number));
     const stranded = [...heldOld].filter(i => map(i) === undefined).sort((a, b) => a - b);
     if (stranded.length > 0) {
-      throw new PoolShrinkError(pool.name, stranded.map(i => indexToIp(old, i) ?? '?'));
+      throw new PoolShrinkError(
+        pool.name,
+        stranded.map(i => indexToIp(old, i) ?? '?'),
+      );
     }
     const remap = (i: number | string): number => map(Number(i)) ?? Number(i);
     const state = {
@@ -445,7 +485,10 @@ export class RedisLeaseStore implements LeaseStore {
       }),
       byip: Object.entries(byip).map(([i, id]) => [remap(i), id]),
       sticky: Object.entries(sticky).map(([key, i]) => [key, remap(i)]),
-      released: released.map(Number).map(map).filter((i): i is number => i !== undefined),
+      released: released
+        .map(Number)
+        .map(map)
+        .filter((i): i is number => i !== undefined),
     };
     const r = await this.#script('relayout', keys, [
       oldHash,
@@ -504,5 +547,6 @@ const createRedisClient = (options: RedisStoreOptions) =>
 /** The URL without its password, for messages. */
 export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 
-const _check = RedisLeaseStore satisfies { connect(o: RedisStoreOptions): Promise<LeaseStore> };
-void _check;
+// Compile-time conformance of the factory.
+export const _check: (o: RedisStoreOptions) => Promise<LeaseStore> = o =>
+  RedisLeaseStore.connect(o);

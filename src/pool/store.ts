@@ -139,7 +139,12 @@ export interface LeaseStore {
   ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult>;
   allocate(request: AllocateRequest): Promise<Allocation>;
   /** Binds a pending lease to its pod; idempotent for the same UID. */
-  bind(pool: Pool, leaseId: string, pod: Required<Pick<PodRef, 'namespace' | 'name' | 'uid'>>, now?: number): Promise<LeaseRecord>;
+  bind(
+    pool: Pool,
+    leaseId: string,
+    pod: Required<Pick<PodRef, 'namespace' | 'name' | 'uid'>>,
+    now?: number,
+  ): Promise<LeaseRecord>;
   /** Compare-and-delete on the lease id. */
   release(pool: Pool, leaseId: string, options?: ReleaseOptions): Promise<ReleaseResult>;
   /** Pending leases whose expiry has passed (candidates: the caller re-checks, then releases). */

@@ -68,7 +68,9 @@ export const describeLeaseStoreContract = (
       expect(ips[0]).toBe('10.99.0.2');
       const err = await lease(p).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PoolExhaustedError);
-      expect((err as Error).message).toBe(`pool "${p.name}" is exhausted: 13 of 13 addresses leased`);
+      expect((err as Error).message).toBe(
+        `pool "${p.name}" is exhausted: 13 of 13 addresses leased`,
+      );
       expect(await h.store.stats(p)).toMatchObject({ size: 13, leased: 13, free: 0, pending: 13 });
     });
 
@@ -97,12 +99,17 @@ export const describeLeaseStoreContract = (
     });
 
     it('an exact address: free, held by another pod (named), outside the pool', async () => {
-      const p = await pool({ cidr: '10.99.2.0/24', gateway: '10.99.2.1', exclude: ['10.99.2.128/25'] });
+      const p = await pool({
+        cidr: '10.99.2.0/24',
+        gateway: '10.99.2.1',
+        exclude: ['10.99.2.128/25'],
+      });
       const a = await lease(p, { ip: '10.99.2.77', pod: { namespace: 'db', name: 'pg-0' } });
       expect(a.lease.ip).toBe('10.99.2.77');
-      const taken = await lease(p, { ip: '10.99.2.77', pod: { namespace: 'x', name: 'other' } }).catch(
-        (e: unknown) => e,
-      );
+      const taken = await lease(p, {
+        ip: '10.99.2.77',
+        pod: { namespace: 'x', name: 'other' },
+      }).catch((e: unknown) => e);
       expect(taken).toBeInstanceOf(AddressInUseError);
       expect((taken as Error).message).toContain('pod db/pg-0');
       await expect(lease(p, { ip: '10.99.2.1' })).rejects.toThrow(/the pool gateway/);
@@ -120,9 +127,9 @@ export const describeLeaseStoreContract = (
     it('an exact address held by a pod not yet named names its generateName', async () => {
       const p = await pool({ cidr: '10.99.3.0/24' });
       await lease(p, { ip: '10.99.3.9' });
-      await expect(lease(p, { ip: '10.99.3.9', pod: { namespace: 'z', name: 'n' } })).rejects.toThrow(
-        'held by a pod of default/web-7d9f-* not yet named',
-      );
+      await expect(
+        lease(p, { ip: '10.99.3.9', pod: { namespace: 'z', name: 'n' } }),
+      ).rejects.toThrow('held by a pod of default/web-7d9f-* not yet named');
     });
 
     it('the same pod (namespace and name) takes its exact address over under a new lease', async () => {
@@ -147,7 +154,10 @@ export const describeLeaseStoreContract = (
       expect(second.reused).toBe(true);
       expect(second.replaced).toBe(first.lease.id);
       expect(second.lease.id).not.toBe(first.lease.id);
-      expect(await h.store.release(p, first.lease.id)).toMatchObject({ released: false, reason: 'not-found' });
+      expect(await h.store.release(p, first.lease.id)).toMatchObject({
+        released: false,
+        reason: 'not-found',
+      });
       // Releasing the live lease keeps the reservation: the address is not handed out.
       expect(await h.store.release(p, second.lease.id)).toMatchObject({
         released: true,
@@ -158,19 +168,32 @@ export const describeLeaseStoreContract = (
       const third = await lease(p, { stickyKey: key, pod });
       expect(third.lease.ip).toBe(first.lease.ip);
       expect(await h.store.unreserve(p, key)).toMatchObject({ removed: true, freed: false });
-      expect(await h.store.release(p, third.lease.id)).toMatchObject({ released: true, keptByReservation: false });
+      expect(await h.store.release(p, third.lease.id)).toMatchObject({
+        released: true,
+        keptByReservation: false,
+      });
       expect(await h.store.unreserve(p, key)).toEqual({ removed: false, freed: false });
     });
 
     it('ip-list: a sticky key with an exact address; another key cannot take it', async () => {
       const p = await pool({ cidr: '10.99.6.0/24' });
-      const a = await lease(p, { stickyKey: 'ns/kafka/0', ip: '10.99.6.10', pod: { namespace: 'ns', name: 'kafka-0' } });
+      const a = await lease(p, {
+        stickyKey: 'ns/kafka/0',
+        ip: '10.99.6.10',
+        pod: { namespace: 'ns', name: 'kafka-0' },
+      });
       expect(a.lease.ip).toBe('10.99.6.10');
       await expect(
-        lease(p, { stickyKey: 'ns/kafka/1', ip: '10.99.6.10', pod: { namespace: 'ns', name: 'kafka-1' } }),
+        lease(p, {
+          stickyKey: 'ns/kafka/1',
+          ip: '10.99.6.10',
+          pod: { namespace: 'ns', name: 'kafka-1' },
+        }),
       ).rejects.toThrow(/held by pod ns\/kafka-0/);
       await h.store.release(p, a.lease.id);
-      await expect(lease(p, { ip: '10.99.6.10' })).rejects.toThrow(/sticky reservation ns\/kafka\/0/);
+      await expect(lease(p, { ip: '10.99.6.10' })).rejects.toThrow(
+        /sticky reservation ns\/kafka\/0/,
+      );
     });
 
     it('bind is idempotent, refuses a second UID, and reports unknown ids', async () => {
@@ -178,7 +201,12 @@ export const describeLeaseStoreContract = (
       const a = await lease(p);
       const pod = { namespace: 'default', name: 'web-7d9f-abcde', uid: 'uid-1' };
       const bound = await h.store.bind(p, a.lease.id, pod);
-      expect(bound).toMatchObject({ state: 'bound', uid: 'uid-1', name: 'web-7d9f-abcde', ip: a.lease.ip });
+      expect(bound).toMatchObject({
+        state: 'bound',
+        uid: 'uid-1',
+        name: 'web-7d9f-abcde',
+        ip: a.lease.ip,
+      });
       expect(bound.expiresAt).toBeUndefined();
       expect((await h.store.bind(p, a.lease.id, pod)).uid).toBe('uid-1');
       await expect(h.store.bind(p, a.lease.id, { ...pod, uid: 'uid-2' })).rejects.toBeInstanceOf(
@@ -230,7 +258,9 @@ export const describeLeaseStoreContract = (
       expect(await h.store.stats(p)).toMatchObject({ leased: 0, pending: 0 });
       expect(await h.store.get(p, dry.lease.id)).toBeUndefined();
       await lease(p, { ip: '10.99.10.1', pod: { namespace: 'a', name: 'b' } });
-      await expect(lease(p, { ip: '10.99.10.1', dryRun: true })).rejects.toBeInstanceOf(AddressInUseError);
+      await expect(lease(p, { ip: '10.99.10.1', dryRun: true })).rejects.toBeInstanceOf(
+        AddressInUseError,
+      );
       await lease(p);
       await expect(lease(p, { dryRun: true })).rejects.toThrow(/2 of 2 addresses leased/);
     });
@@ -243,14 +273,20 @@ export const describeLeaseStoreContract = (
       await expect(h.store.reserve(p, 'ns/sts/0', '10.99.11.4')).rejects.toBeInstanceOf(
         ReservationExistsError,
       );
-      await expect(h.store.reserve(p, 'ns/sts/1', '10.99.11.3')).rejects.toBeInstanceOf(AddressInUseError);
+      await expect(h.store.reserve(p, 'ns/sts/1', '10.99.11.3')).rejects.toBeInstanceOf(
+        AddressInUseError,
+      );
       expect((await h.store.stats(p)).leased).toBe(1);
       const dyn = await h.store.reserve(p, 'ns/sts/1');
       expect(dyn.ip).toBe('10.99.11.1');
       const a = await lease(p, { stickyKey: 'ns/sts/0', pod: { namespace: 'ns', name: 'sts-0' } });
       expect(a).toMatchObject({ reused: true });
       expect(a.lease.ip).toBe('10.99.11.3');
-      expect(await h.store.unreserve(p, 'ns/sts/1')).toEqual({ removed: true, ip: '10.99.11.1', freed: true });
+      expect(await h.store.unreserve(p, 'ns/sts/1')).toEqual({
+        removed: true,
+        ip: '10.99.11.1',
+        freed: true,
+      });
       expect(await h.store.stats(p)).toMatchObject({ leased: 1, reserved: 1 });
     });
 
@@ -263,22 +299,52 @@ export const describeLeaseStoreContract = (
       await expect(lease(p)).rejects.toBeInstanceOf(PoolRecoveringError);
       const id = newLeaseId();
       const pod = { namespace: 'db', name: 'pg-0', uid: 'u-pg' };
-      const restored = await h.store.restore({ pool: p, leaseId: id, ip: '10.99.12.1', pod, stickyKey: 'db/pg/0' });
-      expect(restored).toMatchObject({ id, ip: '10.99.12.1', state: 'bound', uid: 'u-pg', stickyKey: 'db/pg/0' });
+      const restored = await h.store.restore({
+        pool: p,
+        leaseId: id,
+        ip: '10.99.12.1',
+        pod,
+        stickyKey: 'db/pg/0',
+      });
+      expect(restored).toMatchObject({
+        id,
+        ip: '10.99.12.1',
+        state: 'bound',
+        uid: 'u-pg',
+        stickyKey: 'db/pg/0',
+      });
       // Restoring twice is a no-op; a second pod claiming the address is a conflict.
       expect((await h.store.restore({ pool: p, leaseId: id, ip: '10.99.12.1', pod })).id).toBe(id);
       await expect(
-        h.store.restore({ pool: p, leaseId: newLeaseId(), ip: '10.99.12.1', pod: { namespace: 'x', name: 'y' } }),
+        h.store.restore({
+          pool: p,
+          leaseId: newLeaseId(),
+          ip: '10.99.12.1',
+          pod: { namespace: 'x', name: 'y' },
+        }),
       ).rejects.toBeInstanceOf(AddressInUseError);
-      await h.store.restore({ pool: p, leaseId: newLeaseId(), ip: '10.99.12.2', pod: { namespace: 'a', name: 'b' } });
+      await h.store.restore({
+        pool: p,
+        leaseId: newLeaseId(),
+        ip: '10.99.12.2',
+        pod: { namespace: 'a', name: 'b' },
+      });
       const epoch = await h.store.markReady(p);
       expect(epoch).not.toBe('');
       expect(await h.store.markReady(p)).toBe(epoch);
       expect(await h.store.ensurePool(p, { initialize: false })).toBe('ready');
       const next = await lease(p);
       expect(['10.99.12.1', '10.99.12.2']).not.toContain(next.lease.ip);
-      expect(await h.store.stats(p)).toMatchObject({ leased: 3, bound: 2, pending: 1, reserved: 1 });
-      const sticky = await lease(p, { stickyKey: 'db/pg/0', pod: { namespace: 'db', name: 'pg-0' } });
+      expect(await h.store.stats(p)).toMatchObject({
+        leased: 3,
+        bound: 2,
+        pending: 1,
+        reserved: 1,
+      });
+      const sticky = await lease(p, {
+        stickyKey: 'db/pg/0',
+        pod: { namespace: 'db', name: 'pg-0' },
+      });
       expect(sticky).toMatchObject({ reused: true, replaced: id });
     });
 
@@ -303,14 +369,18 @@ export const describeLeaseStoreContract = (
       const shrunk = reconfigure(p, { cidr: '10.99.13.0/24', ranges: ['10.99.13.12-10.99.13.30'] });
       const err = await h.store.ensurePool(shrunk, { initialize: true }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(PoolShrinkError);
-      expect((err as Error).message).toContain('leaves out 7 address(es) still leased or reserved (10.99.13.5, 10.99.13.6');
+      expect((err as Error).message).toContain(
+        'leaves out 7 address(es) still leased or reserved (10.99.13.5, 10.99.13.6',
+      );
       expect((await h.store.get(grown, b.lease.id))?.ip).toBe('10.99.13.11');
     });
 
     it('random lease/release sequences never give one address to two holders', async () => {
       await fc.assert(
         fc.asyncProperty(
-          fc.array(fc.oneof(fc.constant('lease'), fc.constant('sticky'), fc.nat(40)), { maxLength: 60 }),
+          fc.array(fc.oneof(fc.constant('lease'), fc.constant('sticky'), fc.nat(40)), {
+            maxLength: 60,
+          }),
           async ops => {
             const p = await pool({ cidr: '10.99.14.0/28' });
             const live: { id: string; ip: string }[] = [];
@@ -323,10 +393,8 @@ export const describeLeaseStoreContract = (
               const extra = op === 'sticky' ? { stickyKey: `n/s/${live.length % 3}` } : {};
               try {
                 const a = await lease(p, extra);
-                if (a.replaced !== undefined) {
-                  const i = live.findIndex(l => l.id === a.replaced);
-                  if (i >= 0) live.splice(i, 1);
-                }
+                const i = live.findIndex(l => l.id === a.replaced);
+                if (i >= 0) live.splice(i, 1);
                 live.push({ id: a.lease.id, ip: a.lease.ip });
               } catch (e) {
                 expect(e).toBeInstanceOf(PoolExhaustedError);
