@@ -9,7 +9,7 @@
 // postject route of the Node 24 docs. A SEA runs its blob as CommonJS whatever package.json says,
 // which sidesteps the "type": "module" pitfall for an extension-less file.
 //
-// Usage: node scripts/build-cni.mjs [--no-code-cache] [--out <path>]
+// Usage: node scripts/build-cni.mjs [--no-code-cache] [--out <path>] [--keep-intermediates]
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -34,7 +34,8 @@ const option = (name, fallback) => {
 };
 
 const out = option('--out', join(root, 'dist/cni/podlease'));
-const work = join(root, 'dist/cni/.build');
+// Intermediate files sit beside the output so the final rename never crosses file systems.
+const work = `${out}.build`;
 const bundle = join(work, 'podlease.cjs');
 const blob = join(work, 'podlease.blob');
 const seaConfig = join(work, 'sea-config.json');
@@ -142,4 +143,5 @@ step('smoke test: CNI_COMMAND=VERSION', () => {
 });
 
 renameSync(staged, out);
+if (!flag('--keep-intermediates')) rmSync(work, { recursive: true, force: true });
 process.stderr.write(`build-cni: wrote ${out}\n`);

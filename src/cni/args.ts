@@ -3,7 +3,7 @@
  * validated and frozen in one place (host-local `LoadIPAMConfig(bytes, envArgs)`). Every problem
  * names the variable or field at fault; config problems are collected, not first-error-wins.
  */
-import { isIP } from 'node:net';
+import { ipFamily, parsePrefix } from './addr.js';
 import { CNI_ERROR, CniError } from './errors.js';
 import { LATEST_VERSION, requireSupported, type CniVersion } from './version.js';
 
@@ -155,6 +155,13 @@ export const podRefFromArgs = (args: Readonly<Record<string, string>>): PodRef =
 
 /** Stdin as a JSON object; code 6 when it is not one. */
 export const decodeStdin = (stdin: string): Json => {
+  if (stdin.trim() === '') {
+    throw new CniError(
+      CNI_ERROR.decodeFailure,
+      'no network configuration on stdin',
+      'the runtime passes the NetConf JSON on standard input',
+    );
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(stdin);
@@ -178,16 +185,8 @@ export const decodeStdin = (stdin: string): Json => {
 export const rawVersion = (conf: Json): string =>
   typeof conf.cniVersion === 'string' && conf.cniVersion !== '' ? conf.cniVersion : LATEST_VERSION;
 
-/** Validates a CIDR `a.b.c.d/n` or `x::/n`; returns the family or undefined. */
-export const cidrFamily = (cidr: string): 4 | 6 | undefined => {
-  const slash = cidr.indexOf('/');
-  if (slash < 0) return undefined;
-  const family = isIP(cidr.slice(0, slash));
-  const bits = cidr.slice(slash + 1);
-  if ((family !== 4 && family !== 6) || !/^\d{1,3}$/.test(bits)) return undefined;
-  const max = family === 4 ? 32 : 128;
-  return Number(bits) <= max ? family : undefined;
-};
+/** The family of a CIDR `a.b.c.d/n` or `x::/n`, or undefined when it is not one. */
+export const cidrFamily = (cidr: string): 4 | 6 | undefined => parsePrefix(cidr)?.family;
 
 const ROUTE_INTS = ['mtu', 'advmss', 'priority', 'table', 'scope'] as const;
 
@@ -215,7 +214,7 @@ const parseRoute = (raw: unknown, at: string, problems: string[]): Route | undef
     problems.push(`${at}.dst ${JSON.stringify(dst)} is not a CIDR`);
     return undefined;
   }
-  if (gw !== undefined && (typeof gw !== 'string' || isIP(gw) === 0)) {
+  if (gw !== undefined && (typeof gw !== 'string' || ipFamily(gw) === 0)) {
     problems.push(`${at}.gw ${JSON.stringify(gw)} is not an IP address`);
     return undefined;
   }
@@ -240,7 +239,7 @@ const parseDns = (raw: unknown, problems: string[]): Dns | undefined => {
   }
   const dns: { -readonly [K in keyof Dns]: Dns[K] } = {};
   const nameservers = stringList(raw.nameservers, 'ipam.dns.nameservers', problems);
-  const bad = nameservers?.find(s => isIP(s) === 0);
+  const bad = nameservers?.find(s => ipFamily(s) === 0);
   if (bad !== undefined)
     problems.push(`ipam.dns.nameservers has ${JSON.stringify(bad)}, not an IP address`);
   if (nameservers !== undefined) dns.nameservers = nameservers;

@@ -1,28 +1,56 @@
 /**
- * Entry point of the `podlease` CNI executable (bundled into dist/cni/podlease): read stdin,
- * run the plugin, exit with its code. The only place in src/cni that touches `process`.
+ * Entry point of the `podlease` CNI executable (bundled into dist/cni/podlease): read stdin, run
+ * the plugin, exit with its code. The only place in src/cni that touches `process`.
+ *
+ * Start-up matters (one process per pod per verb), so stdin and stdout use plain synchronous fd
+ * I/O: touching `process.stdin`/`process.stdout` loads `net`, `tty` and the stream machinery,
+ * which costs more than the plugin's own work. The process exits as soon as the answer is written.
  */
-import { runPlugin } from './plugin.js';
+import { readFileSync, writeSync } from 'node:fs';
+import { runPlugin, type Writer } from './plugin.js';
 
-const readStdin = async (): Promise<string> => {
-  if (process.stdin.isTTY) return '';
+const readStdinStream = async (): Promise<string> => {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 };
 
-const main = async (): Promise<void> => {
-  process.exitCode = await runPlugin({
-    env: process.env,
-    stdin: await readStdin(),
-    stdout: process.stdout,
-    stderr: process.stderr,
-  });
+/**
+ * Stdin in one synchronous read (a terminal waits for end-of-file, as Go plugins do); a
+ * non-blocking pipe (EAGAIN) falls back to the stream.
+ */
+const readStdin = async (): Promise<string> => {
+  try {
+    return readFileSync(0, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return readStdinStream();
+    throw e;
+  }
 };
 
-main().catch((e: unknown) => {
-  process.stderr.write(
-    `podlease-cni: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
-  );
-  process.exitCode = 1;
+/** A writer on a file descriptor that survives a non-blocking pipe (EAGAIN) and a closed one. */
+const fdWriter = (fd: number): Writer => ({
+  write(chunk: string): void {
+    let buf = Buffer.from(chunk, 'utf8');
+    for (let tries = 0; buf.length > 0 && tries < 10_000; tries++) {
+      try {
+        buf = buf.subarray(writeSync(fd, buf));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      }
+    }
+  },
 });
+
+const stderr = fdWriter(2);
+
+const main = async (): Promise<number> =>
+  runPlugin({ env: process.env, stdin: await readStdin(), stdout: fdWriter(1), stderr });
+
+main().then(
+  code => process.exit(code),
+  (e: unknown) => {
+    stderr.write(`podlease-cni: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(1);
+  },
+);

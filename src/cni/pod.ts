@@ -1,9 +1,17 @@
 /**
  * From a pod's podlease annotations (DESIGN.md §2) to the addresses the CNI result carries.
- * Node built-ins only: this is on the ADD path.
+ * No imports beyond the annotation keys and the local address helpers: this is on the ADD path.
  */
-import { BlockList, isIP } from 'node:net';
 import { OWNED_ANNOTATIONS, USER_ANNOTATIONS } from '../pool/annotations.js';
+import {
+  canonicalIp,
+  formatIp,
+  ipFamily,
+  parseIp,
+  parsePrefix,
+  prefixContains,
+  type Prefix,
+} from './addr.js';
 import type { PodRef } from './args.js';
 import { CNI_ERROR, CniError } from './errors.js';
 
@@ -25,38 +33,15 @@ const podName = (pod: PodRef): string => `${pod.namespace}/${pod.name}`;
 
 const splitList = (v: string): string[] => v.split(',').map(s => s.trim());
 
-/** Canonical text of an IP (lower-case, compressed IPv6) via the WHATWG URL parser. */
-const canonicalIp = (ip: string): string =>
-  isIP(ip) === 6 ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : ip;
-
 /** Canonical `ip/prefix` (for comparing a previous result's addresses); unchanged if not one. */
 export const canonicalAddress = (address: string): string => {
   const [ip = '', bits] = address.split('/');
-  if (isIP(ip) === 0 || bits === undefined) return address;
+  if (ipFamily(ip) === 0 || bits === undefined) return address;
   return `${canonicalIp(ip)}/${bits}`;
 };
 
-const inPrefix = (ip: string, family: 4 | 6, network: string, bits: number): boolean => {
-  const list = new BlockList();
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  list.addSubnet(network, bits, type);
-  return list.check(ip, type);
-};
-
-interface Cidr {
-  family: 4 | 6;
-  network: string;
-  bits: number;
-}
-
-const parseCidr = (cidr: string): Cidr | undefined => {
-  const [network = '', bits = '', extra] = cidr.split('/');
-  const family = isIP(network);
-  if ((family !== 4 && family !== 6) || extra !== undefined || !/^\d{1,3}$/.test(bits))
-    return undefined;
-  const n = Number(bits);
-  return n <= (family === 4 ? 32 : 128) ? { family, network, bits: n } : undefined;
-};
+const prefixText = (p: Prefix): string =>
+  `${formatIp({ family: p.family, value: p.network })}/${p.bits}`;
 
 const bad = (pod: PodRef, what: string): CniError =>
   new CniError(
@@ -82,13 +67,17 @@ const notAdmitted = (pod: PodRef, annotations: Readonly<Record<string, string>>)
   );
 };
 
-const pickGateway = (pod: PodRef, gateways: readonly string[], cidr: Cidr): string | undefined => {
-  const gw = gateways.find(g => isIP(g) === cidr.family);
+const pickGateway = (
+  pod: PodRef,
+  gateways: readonly string[],
+  prefix: Prefix,
+): string | undefined => {
+  const gw = gateways.map(parseIp).find(g => g?.family === prefix.family);
   if (gw === undefined) return undefined;
-  if (!inPrefix(gw, cidr.family, cidr.network, cidr.bits)) {
-    throw bad(pod, `gateway ${gw} is outside ${cidr.network}/${cidr.bits}`);
+  if (!prefixContains(prefix, gw)) {
+    throw bad(pod, `gateway ${formatIp(gw)} is outside ${prefixText(prefix)}`);
   }
-  return canonicalIp(gw);
+  return formatIp(gw);
 };
 
 const toAddress = (
@@ -97,17 +86,15 @@ const toAddress = (
   cidrRaw: string,
   gateways: readonly string[],
 ): PodAddress => {
-  const cidr = parseCidr(cidrRaw);
-  const family = isIP(ip);
-  if (family !== 4 && family !== 6) throw bad(pod, `${JSON.stringify(ip)} is not an IP address`);
-  if (cidr === undefined) throw bad(pod, `${JSON.stringify(cidrRaw)} is not a CIDR`);
-  if (cidr.family !== family || !inPrefix(ip, family, cidr.network, cidr.bits)) {
-    throw bad(pod, `address ${ip} is outside ${cidrRaw}`);
-  }
+  const prefix = parsePrefix(cidrRaw);
+  const addr = parseIp(ip);
+  if (addr === undefined) throw bad(pod, `${JSON.stringify(ip)} is not an IP address`);
+  if (prefix === undefined) throw bad(pod, `${JSON.stringify(cidrRaw)} is not a CIDR`);
+  if (!prefixContains(prefix, addr)) throw bad(pod, `address ${ip} is outside ${cidrRaw}`);
   return {
-    family,
-    address: `${canonicalIp(ip)}/${cidr.bits}`,
-    gateway: pickGateway(pod, gateways, cidr),
+    family: addr.family,
+    address: `${formatIp(addr)}/${prefix.bits}`,
+    gateway: pickGateway(pod, gateways, prefix),
   };
 };
 
@@ -134,7 +121,7 @@ const annotationLists = (pod: PodRef, annotations: Readonly<Record<string, strin
       `${OWNED_ANNOTATIONS.ip}="${ipText}" does not pair with ${OWNED_ANNOTATIONS.cidr}="${cidrText}"`,
     );
   }
-  const badGw = gateways.find(g => isIP(g) === 0);
+  const badGw = gateways.find(g => ipFamily(g) === 0);
   if (badGw !== undefined) throw bad(pod, `gateway ${JSON.stringify(badGw)} is not an IP address`);
   return { ipText, ips, cidrs, gateways };
 };
