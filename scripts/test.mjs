@@ -52,7 +52,9 @@ for (const project of ['unit', 'integration', 'e2e']) {
     totals.failed += r.numFailedTests;
     totals.skipped += r.numPendingTests + r.numTodoTests;
     // A suite that failed to load counts as a failure even when it reported no test.
-    const broken = r.testResults.filter(f => f.status === 'failed' && f.assertionResults.length === 0);
+    const broken = r.testResults.filter(
+      f => f.status === 'failed' && f.assertionResults.length === 0,
+    );
     totals.failed += broken.length;
   } catch {
     totals.failed++;
@@ -61,5 +63,7 @@ for (const project of ['unit', 'integration', 'e2e']) {
 }
 
 rmSync(out, { recursive: true, force: true });
-console.log(`\npodlease: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+console.log(
+  `\npodlease: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`,
+);
 process.exit(failedSteps > 0 || totals.failed > 0 ? 1 : 0);
