@@ -57,6 +57,8 @@ class PoolState {
   dirty: Uint8Array;
   cursor = -1;
   held = 0;
+  /** Every address has been handed out once: skip the scan (only a new layout adds fresh ones). */
+  noFresh = false;
   /** Free, previously used indexes in release order (Map keeps insertion order). */
   readonly released = new Map<number, number>();
   readonly leases = new Map<string, Rec>();
@@ -85,9 +87,12 @@ class PoolState {
   /** First never-used index after the cursor, wrapping; else the oldest released one. */
   nextFree(): { index: number; fresh: boolean } | undefined {
     const size = this.layout.size;
-    const ahead = this.findClear(this.cursor + 1, size);
-    const fresh = ahead ?? this.findClear(0, Math.min(this.cursor + 1, size));
-    if (fresh !== undefined) return { index: fresh, fresh: true };
+    if (!this.noFresh) {
+      const ahead = this.findClear(this.cursor + 1, size);
+      const fresh = ahead ?? this.findClear(0, Math.min(this.cursor + 1, size));
+      if (fresh !== undefined) return { index: fresh, fresh: true };
+      this.noFresh = true;
+    }
     const oldest = this.released.keys().next();
     return oldest.done === true ? undefined : { index: oldest.value, fresh: false };
   }
@@ -515,6 +520,7 @@ const relayout = (st: PoolState, pool: Pool): void => {
     dirty: next.dirty,
     cursor: next.cursor,
     held: next.held,
+    noFresh: false,
   });
 };
 
