@@ -9,7 +9,7 @@
 // postject route of the Node 24 docs. A SEA runs its blob as CommonJS whatever package.json says,
 // which sidesteps the "type": "module" pitfall for an extension-less file.
 //
-// Usage: node scripts/build-cni.mjs [--no-code-cache] [--out <path>] [--keep-intermediates]
+// Usage: node scripts/build-cni.mjs [--no-code-cache] [--out <path>] [--keep-intermediates] [--no-minify]
 import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
@@ -81,7 +81,7 @@ step('bundle src/cni/main.ts with esbuild', () => {
     platform: 'node',
     format: 'cjs',
     target: 'node24',
-    minify: true,
+    minify: !flag('--no-minify'),
     legalComments: 'none',
     // Non-TS assets (none today; Lua, YAML or text later) are inlined as strings.
     loader: { '.lua': 'text', '.txt': 'text', '.yaml': 'text', '.yml': 'text', '.pem': 'text' },

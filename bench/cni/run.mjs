@@ -3,6 +3,7 @@
 //   node-e        `node -e ''` on the same Node 24 binary the SEA was built from (the floor)
 //   podlease-rc   podlease ADD, pod annotations passed in runtimeConfig (no API server)
 //   podlease-api  podlease ADD, one GET to a loopback HTTPS stand-in API server (throw-away CA)
+//   podlease-api-json  the same with a JSON kubeconfig (the YAML parser is not loaded)
 //   host-local    /usr/lib/cni/host-local ADD with a temp dataDir (Go, for scale)
 // Series are interleaved run by run so drift hits them alike. Bounded: --runs N (default 200)
 // and --max-seconds S (default 240) for the whole loop.
@@ -114,6 +115,22 @@ writeFileSync(
   ].join('\n'),
 );
 
+// The same kubeconfig as JSON, which the plugin reads without loading the YAML parser.
+const kubeconfigJson = join(work, 'kubeconfig.json');
+writeFileSync(
+  kubeconfigJson,
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'bench',
+    clusters: [
+      { name: 'local', cluster: { server: apiUrl, 'certificate-authority': join(work, 'ca.crt') } },
+    ],
+    contexts: [{ name: 'bench', context: { cluster: 'local', user: 'cni' } }],
+    users: [{ name: 'cni', user: { token: TOKEN } }],
+  }),
+);
+
 // ---- the series ------------------------------------------------------------------------------
 let seq = 0;
 const cniEnv = () => ({
@@ -138,6 +155,12 @@ const apiConf = JSON.stringify({
   type: 'bridge',
   ipam: { type: 'podlease', kubeconfig },
 });
+const apiJsonConf = JSON.stringify({
+  cniVersion: '1.0.0',
+  name: 'bench',
+  type: 'bridge',
+  ipam: { type: 'podlease', kubeconfig: kubeconfigJson },
+});
 const dataDir = join(work, 'host-local');
 const hostLocalConf = JSON.stringify({
   cniVersion: '1.0.0',
@@ -154,6 +177,14 @@ const series = [
   { name: 'node-e', cmd: NODE, args: ['-e', ''], env: () => ({}), stdin: '', expect: '' },
   { name: 'podlease-rc', cmd: BINARY, args: [], env: cniEnv, stdin: rcConf, expect: '"ips"' },
   { name: 'podlease-api', cmd: BINARY, args: [], env: cniEnv, stdin: apiConf, expect: '"ips"' },
+  {
+    name: 'podlease-api-json',
+    cmd: BINARY,
+    args: [],
+    env: cniEnv,
+    stdin: apiJsonConf,
+    expect: '"ips"',
+  },
 ];
 if (existsSync(HOST_LOCAL)) {
   series.push({
@@ -268,6 +299,7 @@ if (RECORD) {
     '  `runtimeConfig["io.kubernetes.cri.pod-annotations"]` (no API server).',
     '- `podlease-api`: the same ADD without runtimeConfig: kubeconfig (YAML) + one HTTPS GET to a',
     '  loopback stand-in API server.',
+    '- `podlease-api-json`: the same with the kubeconfig written as JSON (no YAML parser loaded).',
     '- `host-local`: Debian `/usr/lib/cni/host-local` ADD with a temp `dataDir` (Go, for scale).',
     ...(NO_CACHE_VARIANT
       ? ['- `podlease-rc-nocache`: `podlease-rc` built with `useCodeCache: false`.']

@@ -86,8 +86,12 @@ export const httpGet = async (
   path: string,
   opts: { accept: string; timeoutMs: number },
 ): Promise<HttpAnswer> => {
+  // process.getBuiltinModule, not import(): a dynamic import() would start the ESM loader in
+  // the bundled CommonJS executable (~15 ms), and a static import would load TLS on every ADD.
   const { request } =
-    conn.server.protocol === 'http:' ? await import('node:http') : await import('node:https');
+    conn.server.protocol === 'http:'
+      ? process.getBuiltinModule('node:http')
+      : process.getBuiltinModule('node:https');
   const target = `${conn.server.origin}${joinPath(conn.server, path)}`;
   return new Promise<HttpAnswer>((resolve, reject) => {
     const fail = (e: unknown): void => {

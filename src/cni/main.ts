@@ -6,26 +6,35 @@
  * I/O: touching `process.stdin`/`process.stdout` loads `net`, `tty` and the stream machinery,
  * which costs more than the plugin's own work. The process exits as soon as the answer is written.
  */
-import { readFileSync, writeSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import { runPlugin, type Writer } from './plugin.js';
 
-const readStdinStream = async (): Promise<string> => {
-  const chunks: Buffer[] = [];
+const readRestFromStream = async (chunks: Buffer[]): Promise<string> => {
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 };
 
 /**
- * Stdin in one synchronous read (a terminal waits for end-of-file, as Go plugins do); a
- * non-blocking pipe (EAGAIN) falls back to the stream.
+ * Stdin with synchronous reads (a terminal waits for end-of-file, as Go plugins do). Should the
+ * runtime hand over a non-blocking pipe (EAGAIN), the rest is read through the stream.
  */
 const readStdin = async (): Promise<string> => {
-  try {
-    return readFileSync(0, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return readStdinStream();
-    throw e;
+  const chunks: Buffer[] = [];
+  for (;;) {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') return readRestFromStream(chunks);
+      if (code === 'EOF' || code === 'EBADF') break;
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(buf.subarray(0, n));
   }
+  return Buffer.concat(chunks).toString('utf8');
 };
 
 /** A writer on a file descriptor that survives a non-blocking pipe (EAGAIN) and a closed one. */
