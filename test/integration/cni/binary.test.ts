@@ -77,6 +77,18 @@ describe.skipIf(skipReason !== '' && !requireAll)('dist/cni/podlease (spawned)',
         cluster: { 'certificate-authority': pki.caFile },
         user: { tokenFile: join(pki.dir, 'token') },
       });
+      kc.json = join(pki.dir, 'kc.json');
+      writeFileSync(
+        kc.json,
+        JSON.stringify({
+          'current-context': 'j',
+          clusters: [
+            { name: 'c', cluster: { server: api.url, 'certificate-authority': 'ca.crt' } },
+          ],
+          contexts: [{ name: 'j', context: { cluster: 'c', user: 'u' } }],
+          users: [{ name: 'u', user: { token: TOKEN } }],
+        }),
+      );
       kc.insecure = writeKubeconfig(pki.dir, 'kc-insecure', {
         server: api.url,
         cluster: { 'insecure-skip-tls-verify': true },
@@ -131,7 +143,7 @@ describe.skipIf(skipReason !== '' && !requireAll)('dist/cni/podlease (spawned)',
     expect(r.stdout).toBe(`${JSON.stringify(r.json)}\n`);
   });
 
-  it.each(['tokenCaFile', 'certData', 'certFiles', 'tokenFile', 'insecure'])(
+  it.each(['tokenCaFile', 'certData', 'certFiles', 'tokenFile', 'insecure', 'json'])(
     'ADD GETs the pod with kubeconfig %s',
     async which => {
       const before = api.requests.length;

@@ -116,6 +116,15 @@ describe('loadKubeconfig', () => {
     expect(conn.authorization).toBe(`Basic ${b64('admin:pw')}`);
   });
 
+  it('reads flow-style YAML that merely looks like JSON', async () => {
+    const flow =
+      '{clusters: [{name: c, cluster: {server: "https://a:1"}}], ' +
+      'contexts: [{name: x, context: {cluster: c}}]}';
+    const conn = await loadKubeconfig(KC, files({ [KC]: flow }));
+    expect(conn.server.href).toBe('https://a:1/');
+    expect(conn.authorization).toBeUndefined();
+  });
+
   it.each([
     ['a missing file', {}, 'cannot be read'],
     ['invalid YAML', { [KC]: 'a: [' }, 'not valid YAML'],
