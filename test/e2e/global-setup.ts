@@ -1,17 +1,20 @@
 // vitest globalSetup of the e2e project: checks the prerequisites, builds the control plane (a
-// no-op when cached), starts it once for the whole run and provides its coordinates to tests.
+// no-op when cached), starts it and a redis-server once for the whole run and provides their
+// coordinates to tests.
 //
 // Missing prerequisites skip the e2e tests with a loud reason (inject('e2eSkip')), unless
 // PODLEASE_REQUIRE_ALL=1, in which case the run fails.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import * as path from 'node:path';
 
 import type { TestProject } from 'vitest/node';
 
 import { buildControlPlane, controlPlaneBinDir, missingBinaries } from './cluster/binaries.js';
 import { type Cluster, startCluster } from './cluster/cluster.js';
-import { SYSTEM_CNI_DIR } from './cluster/kubelet.js';
+import { PODLEASE_CNI_DIR, SYSTEM_CNI_DIR } from './cluster/kubelet.js';
+import { type Redis, redisServerInstalled, startRedis } from './cluster/redis.js';
+import { PODLEASE_BIN } from './podlease.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -26,6 +29,8 @@ declare module 'vitest' {
     caKeyPath: string;
     /** Directory with the control-plane logs. */
     clusterLogDir: string;
+    /** redis://127.0.0.1:<port> of the run's redis-server, for `podlease serve` ('' when skipped). */
+    e2eRedisUrl: string;
   }
 }
 
@@ -63,6 +68,11 @@ export function missingPrerequisites(): string[] {
     }
   }
   if (!commandWorks('openssl', ['version'])) missing.push('openssl (apt-get install openssl)');
+  if (!redisServerInstalled()) missing.push('redis-server (apt-get install redis-server)');
+  if (!commandWorks('ping', ['-V'])) missing.push('ping (apt-get install iputils-ping)');
+  for (const built of [PODLEASE_BIN, path.join(PODLEASE_CNI_DIR, 'podlease')]) {
+    if (!existsSync(built)) missing.push(`${built} (npm run build)`);
+  }
   const absent = missingBinaries();
   if (absent.length > 0 && !goAvailable()) {
     missing.push(
@@ -78,13 +88,14 @@ function banner(lines: string[]): void {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const provideAll = (skip: string, cluster?: Cluster): void => {
+  const provideAll = (skip: string, cluster?: Cluster, redis?: Redis): void => {
     project.provide('e2eSkip', skip);
     project.provide('kubeconfigPath', cluster?.kubeconfigPath ?? '');
     project.provide('server', cluster?.server ?? '');
     project.provide('caCertPath', cluster?.caCertPath ?? '');
     project.provide('caKeyPath', cluster?.caKeyPath ?? '');
     project.provide('clusterLogDir', cluster?.logDir ?? '');
+    project.provide('e2eRedisUrl', redis?.url ?? '');
   };
 
   const missing = missingPrerequisites();
@@ -107,12 +118,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
     console.log(line);
   });
   const clusterStart = Date.now();
-  const cluster = await startCluster({ binDir });
+  const redis = await startRedis();
+  let cluster: Cluster;
+  try {
+    cluster = await startCluster({ binDir });
+  } catch (err) {
+    await redis.stop();
+    throw err;
+  }
   console.log(
-    `e2e cluster ${cluster.server} ready in ${Date.now() - clusterStart} ms (build check ${clusterStart - buildStart} ms); logs in ${cluster.logDir}`,
+    `e2e cluster ${cluster.server} ready in ${Date.now() - clusterStart} ms (build check ${clusterStart - buildStart} ms); logs in ${cluster.logDir}; redis ${redis.url}`,
   );
-  provideAll('', cluster);
+  provideAll('', cluster, redis);
   return async () => {
-    await cluster.stop();
+    await Promise.all([cluster.stop(), redis.stop()]);
   };
 }

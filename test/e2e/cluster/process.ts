@@ -54,10 +54,15 @@ export function startProcess(
   args: string[],
   logPath: string,
   pidFile?: string,
+  env?: NodeJS.ProcessEnv,
 ): ManagedProcess {
   installExitHook();
   const fd = openSync(logPath, 'a');
-  const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(command, args, {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: env ?? process.env,
+  });
   closeSync(fd);
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${name}: could not start ${command}`);
