@@ -67,8 +67,11 @@ export class NamespaceCache {
   async start(): Promise<void> {
     try {
       await this.informer.start();
-      this.synced = true;
-      this.log.info({ namespaces: this.informer.list().length }, 'namespace cache synced');
+      // A failed list inside start() is reported through the error handler, not thrown.
+      if (this.informer.latestResourceVersion() !== '' && !this.synced) {
+        this.synced = true;
+        this.log.info({ namespaces: this.informer.list().length }, 'namespace cache synced');
+      }
     } catch (err) {
       await this.restart(err);
     }
