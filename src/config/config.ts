@@ -539,7 +539,9 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
   const logLevel = look.oneOf<LogLevel>('log-level', LOG_LEVELS, DEFAULTS.logLevel);
   const serve = loadServe(look, store.timeoutMs);
   if (issues.length > 0 || loaded === undefined) {
-    throw new ConfigError(`podlease ${tokens.command}`, [...new Set(issues)]);
+    throw new ConfigError(tokens.command === 'help' ? 'podlease' : `podlease ${tokens.command}`, [
+      ...new Set(issues),
+    ]);
   }
   return deepFreeze({
     command,
