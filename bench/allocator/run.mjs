@@ -12,17 +12,15 @@
 //   4. worst case: a /8 at 99 % fill where no never-used address is left (the bitmap scan reads all
 //      2 MiB, then the oldest released address is taken)
 //   5. creating a /8 pool (ensurePool)
-import { execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
 import { toPoolSet } from '../../dist/pool/config.js';
 import { newLeaseId } from '../../dist/pool/lease-id.js';
 import { poolKeys } from '../../dist/pool/keys.js';
 import { RedisLeaseStore } from '../../dist/pool/redis-store.js';
+import { externalRedisUrl, startRedisServer } from '../../scripts/lib/redis-server.mjs';
 
 const CONCURRENCY = 64;
 const CONNECTIONS = 8;
@@ -30,52 +28,10 @@ const THROUGHPUT_OPS = 20_000;
 const LATENCY_SAMPLES = 2_000;
 const record = process.argv.includes('--record');
 
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-
 const startRedis = async () => {
-  if (process.env.REDIS_URL)
-    return {
-      url: process.env.REDIS_URL,
-      port: Number(new URL(process.env.REDIS_URL).port),
-      stop: () => {},
-    };
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'podlease-bench-'));
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-    ],
-    { stdio: 'ignore' },
-  );
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      const c = await createClient({ url }).connect();
-      await c.close();
-      break;
-    } catch {
-      await new Promise(r => setTimeout(r, 50));
-    }
-  }
-  return { url, port, stop: () => child.kill('SIGTERM') };
+  const external = externalRedisUrl();
+  if (external) return { url: external, port: Number(new URL(external).port), stop: () => {} };
+  return startRedisServer({ prefix: 'podlease-bench-' });
 };
 
 const pool = (name, entry) => toPoolSet({ pools: [{ name, ...entry }] }).pools.get(name);

@@ -7,13 +7,18 @@
 //   npm run bench:webhook [-- --record]      --record rewrites "## Webhook (bench:webhook)"
 //                                             in bench/RESULTS.md
 //   BENCH_SECONDS=8 BENCH_MAX_REQUESTS=40000 BENCH_CONCURRENCY=32 BENCH_ROUNDS=3 (defaults)
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { createServer, connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../scripts/lib/free-port.mjs';
+import {
+  externalRedisUrl,
+  redisServerVersion,
+  startRedisServer,
+} from '../../scripts/lib/redis-server.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'dist/bin/podlease.js');
@@ -27,16 +32,6 @@ const RECORD = process.argv.includes('--record');
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-
 const waitFor = async (what, check, ms = 20_000) => {
   const deadline = Date.now() + ms;
   while (!(await check().catch(() => false))) {
@@ -44,20 +39,6 @@ const waitFor = async (what, check, ms = 20_000) => {
     await sleep(100);
   }
 };
-
-const redisPing = port =>
-  new Promise(resolve => {
-    const sock = connect({ host: '127.0.0.1', port }, () => sock.write('PING\r\n'));
-    sock.setTimeout(500, () => {
-      sock.destroy();
-      resolve(false);
-    });
-    sock.once('data', d => {
-      sock.destroy();
-      resolve(d.toString().startsWith('+PONG'));
-    });
-    sock.once('error', () => resolve(false));
-  });
 
 const children = [];
 const cleanup = [];
@@ -70,32 +51,12 @@ const stopAll = async () => {
 process.on('SIGINT', () => void stopAll().then(() => process.exit(130)));
 
 const startRedis = async () => {
-  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, version: 'external' };
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'podlease-bench-redis-'));
-  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-    ],
-    { stdio: 'ignore' },
-  );
-  children.push(child);
-  await waitFor('redis-server', () => redisPing(port));
-  const version = spawnSync('redis-server', ['--version'])
-    .stdout.toString()
-    .match(/v=(\S+)/)?.[1];
-  return { url: `redis://127.0.0.1:${port}`, version };
+  const external = externalRedisUrl();
+  if (external) return { url: external, version: 'external' };
+  const redis = await startRedisServer({ prefix: 'podlease-bench-redis-' });
+  children.push(redis.child);
+  cleanup.push(redis.stop);
+  return { url: redis.url, version: redisServerVersion() };
 };
 
 const startBare = async certDir => {

@@ -10,9 +10,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
+export { freePort } from '../../../scripts/lib/free-port.mjs';
 
 const STOP_GRACE_MS = 10_000;
 const TAIL_LINES = 40;
@@ -113,21 +114,6 @@ export function tailFile(path: string, lines = TAIL_LINES): string {
   } catch {
     return '(no log)';
   }
-}
-
-/** A TCP port that was free on 127.0.0.1 a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => {
-        resolve(port);
-      });
-    });
-  });
 }
 
 /**

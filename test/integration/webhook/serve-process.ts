@@ -5,8 +5,11 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+
+import { freePort } from '../../../scripts/lib/free-port.mjs';
+
+export { freePort };
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BIN = `${ROOT}dist/bin/podlease.js`;
@@ -27,18 +30,6 @@ export const ensureBuilt = (): void => {
 export const generateCerts = (dir: string): void => {
   execFileSync('bash', [`${ROOT}certs/gen-dev-certs.sh`, dir], { stdio: 'ignore' });
 };
-
-export const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => {
-        resolve(typeof addr === 'object' && addr !== null ? addr.port : 0);
-      });
-    });
-  });
 
 export interface ServeProcess {
   readonly port: number;
