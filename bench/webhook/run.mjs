@@ -14,6 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../scripts/lib/free-port.mjs';
+import { PODLEASE_BIN, startServe } from '../../scripts/lib/podlease-serve.mjs';
 import {
   externalRedisUrl,
   redisServerVersion,
@@ -21,7 +22,6 @@ import {
 } from '../../scripts/lib/redis-server.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = join(ROOT, 'dist/bin/podlease.js');
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const MAX_REQUESTS = Number(process.env.BENCH_MAX_REQUESTS ?? 40_000);
@@ -31,14 +31,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RECORD = process.argv.includes('--record');
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
-
-const waitFor = async (what, check, ms = 20_000) => {
-  const deadline = Date.now() + ms;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} not ready within ${ms} ms`);
-    await sleep(100);
-  }
-};
 
 const children = [];
 const cleanup = [];
@@ -80,36 +72,10 @@ const startBare = async certDir => {
 };
 
 const startPodlease = async (certDir, poolsFile, env) => {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      BIN,
-      'serve',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--metrics-listen',
-      `127.0.0.1:${metricsPort}`,
-      '--tls-cert',
-      `${certDir}/tls.crt`,
-      '--tls-key',
-      `${certDir}/tls.key`,
-      '--pools',
-      poolsFile,
-    ],
-    { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  children.push(child);
-  let stderr = '';
-  child.stderr.on('data', d => (stderr = (stderr + d).slice(-4000)));
-  await waitFor(
-    'podlease serve',
-    async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok,
-  ).catch(err => {
-    throw new Error(`${err.message}\n${stderr}`);
-  });
-  return { port, metricsPort, child };
+  // Its request log is not read: the bench process is the load generator.
+  const serve = await startServe({ certDir, args: ['--pools', poolsFile], env, stdout: false });
+  children.push(serve.child);
+  return { port: serve.port, metricsPort: serve.metricsPort, child: serve.child };
 };
 
 const template = readFileSync(
@@ -251,7 +217,8 @@ const fmt = r =>
 const median = runs => [...runs].sort((x, y) => x.rate - y.rate)[Math.floor(runs.length / 2)];
 
 const main = async () => {
-  if (!existsSync(BIN)) execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (!existsSync(PODLEASE_BIN))
+    execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const dir = mkdtempSync(join(tmpdir(), 'podlease-bench-webhook-'));
   cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync('bash', [join(ROOT, 'certs/gen-dev-certs.sh'), dir], { stdio: 'ignore' });

@@ -30,11 +30,11 @@ import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
 
+import { PODLEASE_BIN, serveArgs } from '../../scripts/lib/podlease-serve.mjs';
 import { issueCertificate } from './cluster/certs.js';
 import {
   claimDir,
@@ -47,13 +47,10 @@ import {
 } from './cluster/process.js';
 import { waitUntil } from './cluster/wait.js';
 
+export { PODLEASE_BIN };
+
 const execFileAsync = promisify(execFile);
 
-/** The `podlease` executable `npm run build` makes (package.json `bin`). */
-export const PODLEASE_BIN = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '../../dist/bin/podlease.js',
-);
 /** The label key a namespace carries to be served by a podlease instance. */
 export const NAMESPACE_LABEL = 'podlease.io/e2e';
 const WORK_DIR_PREFIX = 'podlease-e2e-serve-';
@@ -327,15 +324,7 @@ export async function startPodlease(opts: PodleaseOptions): Promise<Podlease> {
       process.execPath,
       [
         PODLEASE_BIN,
-        'serve',
-        '--listen',
-        `127.0.0.1:${port}`,
-        '--metrics-listen',
-        `127.0.0.1:${metricsPort}`,
-        '--tls-cert',
-        serving.certPath,
-        '--tls-key',
-        serving.keyPath,
+        ...serveArgs({ port, metricsPort, certPath: serving.certPath, keyPath: serving.keyPath }),
         '--pools',
         poolsPath,
         '--controller',

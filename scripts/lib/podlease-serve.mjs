@@ -1,0 +1,122 @@
+// @ts-check
+// `podlease serve` from dist/bin/podlease.js on this Node, on free loopback ports, for the
+// integration tests and bench:webhook (typed for TypeScript by podlease-serve.d.mts). The e2e
+// harness runs it as a managed process and takes PODLEASE_BIN and serveArgs from here.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import { freePort } from './free-port.mjs';
+
+/** The `podlease` executable `npm run build` makes (package.json `bin`). */
+export const PODLEASE_BIN = fileURLToPath(new URL('../../dist/bin/podlease.js', import.meta.url));
+
+const READY_TIMEOUT_MS = 20_000;
+const STOP_GRACE_MS = 10_000;
+const TAIL_CHARS = 8_000;
+
+/**
+ * `serve` with its listeners: HTTPS webhook on 127.0.0.1:port with the given certificate,
+ * metrics and probes on 127.0.0.1:metricsPort.
+ * @param {{ port: number, metricsPort: number, certPath: string, keyPath: string }} options
+ * @returns {string[]}
+ */
+export const serveArgs = ({ port, metricsPort, certPath, keyPath }) => [
+  'serve',
+  '--listen',
+  `127.0.0.1:${port}`,
+  '--metrics-listen',
+  `127.0.0.1:${metricsPort}`,
+  '--tls-cert',
+  certPath,
+  '--tls-key',
+  keyPath,
+];
+
+/**
+ * Resolves true when GET /readyz on 127.0.0.1:metricsPort answers 2xx.
+ * @param {number} metricsPort
+ * @returns {Promise<boolean>}
+ */
+export const serveReady = async metricsPort => {
+  try {
+    return (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok;
+  } catch {
+    return false; // not listening yet
+  }
+};
+
+/**
+ * @typedef {object} ServeProcess
+ * @property {number} port
+ * @property {number} metricsPort
+ * @property {import('node:child_process').ChildProcess} child
+ * @property {() => string} output the last lines of its output, for failure messages
+ * @property {() => Promise<number | null>} stop SIGTERM, SIGKILL after 10 s; resolves to the exit code
+ */
+
+/**
+ * Starts `podlease serve` with `<certDir>/tls.crt` and `tls.key`, then `args`, and an environment
+ * of PATH and `env` only; resolves once /readyz answers. Rejects when it exits first, or kills it
+ * and rejects when it is not ready within 20 s. `stdout: false` discards its stdout (the request
+ * log) instead of keeping it for output().
+ * @param {{ certDir: string, args: readonly string[], env: Record<string, string>, stdout?: boolean }} options
+ * @returns {Promise<ServeProcess>}
+ */
+export const startServe = async ({ certDir, args, env, stdout = true }) => {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      PODLEASE_BIN,
+      ...serveArgs({
+        port,
+        metricsPort,
+        certPath: `${certDir}/tls.crt`,
+        keyPath: `${certDir}/tls.key`,
+      }),
+      ...args,
+    ],
+    {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', stdout ? 'pipe' : 'ignore', 'pipe'],
+    },
+  );
+  let tail = '';
+  /** @param {Buffer} d */
+  const keep = d => {
+    tail = (tail + d.toString()).slice(-TAIL_CHARS);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr.on('data', keep);
+  /** @type {Promise<number | null>} */
+  const exited = new Promise(resolve => {
+    child.once('exit', code => {
+      resolve(code);
+    });
+  });
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (child.exitCode !== null)
+      throw new Error(`podlease serve exited ${child.exitCode}:\n${tail}`);
+    if (await serveReady(metricsPort)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`podlease serve not ready within ${READY_TIMEOUT_MS / 1000} s:\n${tail}`);
+    }
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return {
+    port,
+    metricsPort,
+    child,
+    output: () => tail,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+};
