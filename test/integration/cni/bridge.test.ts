@@ -9,39 +9,23 @@
  * to); no default route, no masquerading; the ping stays on plcni0.
  */
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  addNetns,
   addresses,
   BRIDGE_PLUGIN,
-  delBridge,
-  delNetns,
+  bridgeSkipReason,
   linkExists,
-  makeCniPath,
-  netnsSkipReason,
   ping,
   routes,
-  saveIpForward,
+  setUpBridgeSuite,
+  TEST_NET,
+  type BridgeSuite,
 } from './netns.js';
-import {
-  ensureBinary,
-  hasOpenssl,
-  makePki,
-  podObject,
-  requireAll,
-  spawnBounded,
-  startFakeApiServer,
-  writeKubeconfig,
-  type FakeApiServer,
-  type Pki,
-  type Spawned,
-} from './support.js';
+import { ensureBinary, requireAll, spawnBounded, type Spawned } from './support.js';
 
 const BRIDGE = 'plcni0';
 const CIDR = '10.250.7.0/24';
 const GATEWAY = '10.250.7.1';
-const TEST_NET = '198.51.100.0/24';
 const TOKEN = 'bridge-test-token';
 const suffix = randomBytes(3).toString('hex');
 const PODS = [
@@ -49,16 +33,13 @@ const PODS = [
   { ns: `plcni-b-${suffix}`, name: 'web-1', uid: 'uid-b', ip: '10.250.7.11' },
 ] as const;
 
-const skipReason = netnsSkipReason() || (hasOpenssl() ? '' : 'openssl is not installed');
+const skipReason = bridgeSkipReason();
 if (skipReason !== '' && !requireAll) {
   console.warn(`\n!!! SKIPPING the bridge + podlease suite: ${skipReason}\n`);
 }
 
 describe.skipIf(skipReason !== '' && !requireAll)('bridge plugin with podlease IPAM', () => {
-  let pki: Pki;
-  let api: FakeApiServer;
-  let cniPath: string;
-  let restoreIpForward: () => void = () => undefined;
+  let suite: BridgeSuite;
   let conf: Record<string, unknown>;
   const results: unknown[] = [];
 
@@ -75,7 +56,7 @@ describe.skipIf(skipReason !== '' && !requireAll)('bridge plugin with podlease I
         CNI_CONTAINERID: `ctr-${pod.name}-${suffix}`,
         CNI_NETNS: `/var/run/netns/${pod.ns}`,
         CNI_IFNAME: 'eth0',
-        CNI_PATH: cniPath,
+        CNI_PATH: suite.cniPath,
         CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=${pod.name};K8S_POD_UID=${pod.uid}`,
       },
       JSON.stringify(stdin),
@@ -85,27 +66,15 @@ describe.skipIf(skipReason !== '' && !requireAll)('bridge plugin with podlease I
   beforeAll(async () => {
     if (skipReason !== '') throw new Error(`PODLEASE_REQUIRE_ALL=1 but ${skipReason}`);
     ensureBinary();
-    restoreIpForward = saveIpForward();
-    delBridge(BRIDGE);
-    pki = makePki();
-    api = await startFakeApiServer(pki, TOKEN);
-    for (const pod of PODS) {
-      api.pods.set(
-        `team-a/${pod.name}`,
-        podObject('team-a', pod.name, pod.uid, {
-          'podlease.io/ip': pod.ip,
-          'podlease.io/cidr': CIDR,
-          'podlease.io/gateway': GATEWAY,
-        }),
-      );
-      addNetns(pod.ns);
-    }
-    const kubeconfig = writeKubeconfig(pki.dir, 'kubeconfig', {
-      server: api.url,
-      cluster: { 'certificate-authority': pki.caFile },
-      user: { token: TOKEN },
+    suite = await setUpBridgeSuite({
+      bridge: BRIDGE,
+      token: TOKEN,
+      cidr: CIDR,
+      gateway: GATEWAY,
+      pods: PODS,
+      namespaces: PODS.map(pod => pod.ns),
     });
-    cniPath = makeCniPath();
+    const { kubeconfig } = suite;
     conf = {
       cniVersion: '1.0.0',
       name: 'plcni-test',
@@ -120,12 +89,7 @@ describe.skipIf(skipReason !== '' && !requireAll)('bridge plugin with podlease I
   });
 
   afterAll(async () => {
-    for (const pod of PODS) delNetns(pod.ns);
-    delBridge(BRIDGE);
-    restoreIpForward();
-    await api.close();
-    rmSync(pki.dir, { recursive: true, force: true });
-    rmSync(cniPath, { recursive: true, force: true });
+    await suite.close();
   });
 
   it('ADD puts each namespace on the bridge with its annotated address', async () => {
@@ -140,7 +104,7 @@ describe.skipIf(skipReason !== '' && !requireAll)('bridge plugin with podlease I
       results.push(r.json);
       expect(addresses(pod.ns, 'eth0')).toEqual([`${pod.ip}/24`]);
     }
-    expect(api.requests.filter(q => q.url.includes('/pods/'))).toHaveLength(2);
+    expect(suite.api.requests.filter(q => q.url.includes('/pods/'))).toHaveLength(2);
   });
 
   it('installs the on-link prefix and the passed-through route via the gateway', () => {

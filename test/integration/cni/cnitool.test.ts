@@ -18,27 +18,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  addNetns,
   addresses,
-  delBridge,
-  delNetns,
+  bridgeSkipReason,
   linkExists,
-  makeCniPath,
-  netnsSkipReason,
   ping,
-  saveIpForward,
+  setUpBridgeSuite,
+  TEST_NET,
+  type BridgeSuite,
 } from './netns.js';
 import {
   ensureBinary,
-  hasOpenssl,
-  makePki,
-  podObject,
   requireAll,
   spawnBounded,
-  startFakeApiServer,
   writeKubeconfig,
-  type FakeApiServer,
-  type Pki,
   type Spawned,
 } from './support.js';
 
@@ -47,7 +39,6 @@ const CNITOOL_MODULE = 'github.com/containernetworking/cni/cnitool@latest';
 const BRIDGE = 'plcni1';
 const CIDR = '10.250.8.0/24';
 const GATEWAY = '10.250.8.1';
-const TEST_NET = '198.51.100.0/24';
 const TOKEN = 'cnitool-test-token';
 const suffix = randomBytes(3).toString('hex');
 const NS_API = `plcni-api-${suffix}`;
@@ -85,8 +76,7 @@ const obtainCnitool = (): string => {
 };
 
 const skipReason =
-  netnsSkipReason() ||
-  (hasOpenssl() ? '' : 'openssl is not installed') ||
+  bridgeSkipReason() ||
   (findCnitool() !== undefined || findGo() !== undefined
     ? ''
     : 'cnitool is not installed and Go is missing to build it');
@@ -96,17 +86,14 @@ if (skipReason !== '' && !requireAll) {
 
 describe.skipIf(skipReason !== '' && !requireAll)('cnitool runs bridge + podlease', () => {
   let cnitool: string;
-  let pki: Pki;
-  let api: FakeApiServer;
-  let cniPath: string;
+  let suite: BridgeSuite;
   let confDir: string;
-  let restoreIpForward: () => void = () => undefined;
 
   const tool = (args: string[], env: Record<string, string> = {}): Promise<Spawned> =>
     spawnBounded(
       cnitool,
       args,
-      { CNI_PATH: cniPath, NETCONFPATH: confDir, CNI_IFNAME: 'eth0', ...env },
+      { CNI_PATH: suite.cniPath, NETCONFPATH: confDir, CNI_IFNAME: 'eth0', ...env },
       '',
       30_000,
     );
@@ -118,27 +105,16 @@ describe.skipIf(skipReason !== '' && !requireAll)('cnitool runs bridge + podleas
     if (skipReason !== '') throw new Error(`PODLEASE_REQUIRE_ALL=1 but ${skipReason}`);
     cnitool = obtainCnitool();
     ensureBinary();
-    restoreIpForward = saveIpForward();
-    delBridge(BRIDGE);
-    pki = makePki();
-    api = await startFakeApiServer(pki, TOKEN);
-    api.pods.set(
-      'team-a/api-pod',
-      podObject('team-a', 'api-pod', 'uid-api', {
-        'podlease.io/ip': '10.250.8.10',
-        'podlease.io/cidr': CIDR,
-        'podlease.io/gateway': GATEWAY,
-      }),
-    );
-    addNetns(NS_API);
-    addNetns(NS_CAP);
-    cniPath = makeCniPath();
-    confDir = mkdtempSync(join(tmpdir(), 'podlease-cni-conf-'));
-    const kubeconfig = writeKubeconfig(pki.dir, 'kubeconfig', {
-      server: api.url,
-      cluster: { 'certificate-authority': pki.caFile },
-      user: { token: TOKEN },
+    suite = await setUpBridgeSuite({
+      bridge: BRIDGE,
+      token: TOKEN,
+      cidr: CIDR,
+      gateway: GATEWAY,
+      pods: [{ name: 'api-pod', uid: 'uid-api', ip: '10.250.8.10' }],
+      namespaces: [NS_API, NS_CAP],
     });
+    const { pki, kubeconfig } = suite;
+    confDir = mkdtempSync(join(tmpdir(), 'podlease-cni-conf-'));
     // A port nobody listens on, for the STATUS-down network.
     const probe = createServer();
     await new Promise<void>(resolve => {
@@ -183,12 +159,8 @@ describe.skipIf(skipReason !== '' && !requireAll)('cnitool runs bridge + podleas
 
   afterAll(async () => {
     // cnitool's own DEL is under test; this only makes sure nothing is left behind.
-    delNetns(NS_API);
-    delNetns(NS_CAP);
-    delBridge(BRIDGE);
-    restoreIpForward();
-    await api.close();
-    for (const dir of [pki.dir, cniPath, confDir]) rmSync(dir, { recursive: true, force: true });
+    await suite.close();
+    rmSync(confDir, { recursive: true, force: true });
   });
 
   it('add: reads the pod from the API server', async () => {
@@ -205,7 +177,7 @@ describe.skipIf(skipReason !== '' && !requireAll)('cnitool runs bridge + podleas
   });
 
   it('add: takes the pod annotations the runtime passes (no API call)', async () => {
-    const before = api.requests.length;
+    const before = suite.api.requests.length;
     const r = await tool(['add', 'plcni-tool', `/var/run/netns/${NS_CAP}`], {
       CNI_ARGS: podArgs('cap-pod', 'uid-cap'),
       CAP_ARGS: JSON.stringify({
@@ -218,7 +190,7 @@ describe.skipIf(skipReason !== '' && !requireAll)('cnitool runs bridge + podleas
     });
     expect(r.code).toBe(0);
     expect(r.json).toMatchObject({ ips: [{ address: '10.250.8.11/24', gateway: GATEWAY }] });
-    expect(api.requests.length).toBe(before);
+    expect(suite.api.requests.length).toBe(before);
     expect(addresses(NS_CAP, 'eth0')).toEqual(['10.250.8.11/24']);
   });
 

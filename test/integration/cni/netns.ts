@@ -3,12 +3,23 @@
  * named `plcni*`, lives on a bridge the suite creates with no uplink, and is removed in afterAll.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BINARY } from './support.js';
+import {
+  BINARY,
+  hasOpenssl,
+  makePki,
+  podObject,
+  startFakeApiServer,
+  writeKubeconfig,
+  type FakeApiServer,
+  type Pki,
+} from './support.js';
 
 export const BRIDGE_PLUGIN = '/usr/lib/cni/bridge';
+/** TEST-NET-2: the one route the suites hand out leads here, and nothing is ever sent to it. */
+export const TEST_NET = '198.51.100.0/24';
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
 const works = (cmd: string, args: string[]): boolean => {
@@ -105,4 +116,81 @@ export const saveIpForward = (): (() => void) => {
     if (readFileSync(IP_FORWARD, 'utf8').trim() !== before)
       writeFileSync(IP_FORWARD, `${before}\n`);
   };
+};
+
+/** Why the bridge + podlease suites cannot run here, or '' when they can. */
+export const bridgeSkipReason = (): string =>
+  netnsSkipReason() || (hasOpenssl() ? '' : 'openssl is not installed');
+
+/** A pod of namespace team-a the API server stand-in serves, annotated with its address. */
+export interface BridgePod {
+  readonly name: string;
+  readonly uid: string;
+  readonly ip: string;
+}
+
+export interface BridgeSuite {
+  readonly pki: Pki;
+  readonly api: FakeApiServer;
+  /** A CNI_PATH holding `bridge` and `podlease`. */
+  readonly cniPath: string;
+  /** A kubeconfig (in pki.dir) for the stand-in: its CA and the bearer token. */
+  readonly kubeconfig: string;
+  /** Deletes the namespaces and the bridge, puts ip_forward back, closes the stand-in, removes the dirs. */
+  close(): Promise<void>;
+}
+
+/**
+ * What a bridge + podlease suite stands on: ip_forward saved, the bridge left by an earlier run
+ * deleted, a PKI, the API server stand-in (token auth) serving `pods` with the podlease.io/ip, cidr
+ * and gateway annotations, fresh network `namespaces`, a CNI_PATH and a kubeconfig. Cleans up
+ * after itself when a step fails.
+ */
+export const setUpBridgeSuite = async (opts: {
+  readonly bridge: string;
+  readonly token: string;
+  readonly cidr: string;
+  readonly gateway: string;
+  readonly pods: readonly BridgePod[];
+  readonly namespaces: readonly string[];
+}): Promise<BridgeSuite> => {
+  let restoreIpForward = (): void => undefined;
+  let api: FakeApiServer | undefined;
+  const dirs: string[] = [];
+  const close = async (): Promise<void> => {
+    for (const ns of opts.namespaces) delNetns(ns);
+    delBridge(opts.bridge);
+    restoreIpForward();
+    await api?.close();
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    restoreIpForward = saveIpForward();
+    delBridge(opts.bridge);
+    const pki = makePki();
+    dirs.push(pki.dir);
+    api = await startFakeApiServer(pki, opts.token);
+    for (const pod of opts.pods) {
+      api.pods.set(
+        `team-a/${pod.name}`,
+        podObject('team-a', pod.name, pod.uid, {
+          'podlease.io/ip': pod.ip,
+          'podlease.io/cidr': opts.cidr,
+          'podlease.io/gateway': opts.gateway,
+        }),
+      );
+    }
+    for (const ns of opts.namespaces) addNetns(ns);
+    const kubeconfig = writeKubeconfig(pki.dir, 'kubeconfig', {
+      server: api.url,
+      cluster: { 'certificate-authority': pki.caFile },
+      user: { token: opts.token },
+    });
+    const cniPath = makeCniPath();
+    dirs.push(cniPath);
+    return { pki, api, cniPath, kubeconfig, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 };

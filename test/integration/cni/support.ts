@@ -114,17 +114,21 @@ export const makePki = (): Pki => {
   const ssl = (...args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   };
+  /** A fresh P-256 key, unencrypted, in `<name>.key`. */
+  const newKey = (name: string): string[] => [
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+  ];
   const ca = (name: string): void => {
     ssl(
       'req',
       '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
+      ...newKey(name),
       '-out',
       `${name}.crt`,
       '-days',
@@ -135,20 +139,7 @@ export const makePki = (): Pki => {
   };
   const leaf = (name: string, subj: string, ext: string): void => {
     writeFileSync(join(dir, `${name}.ext`), ext);
-    ssl(
-      'req',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-      '-subj',
-      subj,
-    );
+    ssl('req', ...newKey(name), '-out', `${name}.csr`, '-subj', subj);
     ssl(
       'x509',
       '-req',
