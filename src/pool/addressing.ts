@@ -7,7 +7,8 @@ import type { Pool } from './config.js';
 import { NotInPoolError } from './errors.js';
 import { indexToIp, ipToIndex } from './layout.js';
 
-const whyNotAllocatable = (pool: Pool, text: string): string => {
+/** Why `text` is not an allocatable address of the pool, in words a user can act on. */
+export const whyNotAllocatable = (pool: Pool, text: string): string => {
   const ip = parseIp(text);
   if (ip === undefined) return 'it is not an IP address';
   if (ip.family !== pool.family) return `it is IPv${ip.family} and the pool is IPv${pool.family}`;

@@ -8,6 +8,7 @@ import { canonicalIp, parseIp, type Family } from '../ip/address.js';
 import { OWNED_ANNOTATION_KEYS, USER_ANNOTATIONS } from '../pool/annotations.js';
 import { namespaceAllowed, type Pool, type PoolSet } from '../pool/config.js';
 import { UnknownPoolError } from '../pool/errors.js';
+import { whyNotAllocatable } from '../pool/addressing.js';
 import { ipToIndex } from '../pool/layout.js';
 import type { PodRef } from '../pool/store.js';
 import { AddressOutsidePoolError, BadAnnotationError, NamespaceNotAllowedError } from './errors.js';
@@ -155,10 +156,7 @@ const addressesByFamily = (key: string, value: string): Map<Family, string[]> =>
 const checkInPool = (key: string, ip: string, pool: Pool, pools: PoolSet): void => {
   if (ipToIndex(pool.layout, ip) !== undefined) return;
   const other = poolContaining(pools, ip);
-  const why =
-    ip === pool.gateway
-      ? 'it is the pool gateway'
-      : 'it is not one of its allocatable addresses (outside the cidr or ranges, excluded, or the network or broadcast address)';
+  const why = whyNotAllocatable(pool, ip);
   const hint =
     other !== undefined
       ? `; it belongs to pool "${other.name}": set ${A.pool}: ${other.name}`

@@ -197,7 +197,12 @@ describe('decide: exact addresses', () => {
     ).toThrow(/gateway/);
     expect(() =>
       decide(input('create-pod-deployment', { 'podlease.io/static-ip': '10.244.255.255' })),
-    ).toThrow(AddressOutsidePoolError);
+    ).toThrow(
+      /10.244.255.255 is not allocatable in pool "default" \(10.244.0.0\/16\): it is the broadcast address/,
+    );
+    expect(() =>
+      decide(input('create-pod-deployment', { 'podlease.io/static-ip': '10.244.0.0' })),
+    ).toThrow(/it is the network address/);
   });
 
   it('denies an IPv6 static address for an IPv4-only pod', () => {
