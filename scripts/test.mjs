@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -15,12 +15,19 @@ const out = mkdtempSync(join(tmpdir(), 'podlease-test-'));
 const only = process.argv.slice(2);
 const wanted = step => only.length === 0 || only.includes(step);
 
+// The tools' bins start with `#!/usr/bin/env node`: put this Node (the pinned 24) first on PATH so
+// they run on it even when this script was started outside npm, whose PATH already does that.
+const env = {
+  ...process.env,
+  PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}`,
+};
+
 let failedSteps = 0;
 const totals = { passed: 0, failed: 0, skipped: 0 };
 
 const run = (label, cmd, args) => {
   console.log(`\n=== ${label}: ${[cmd.replace(root, ''), ...args].join(' ')}`);
-  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: process.env });
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env });
   if (r.status !== 0) {
     failedSteps++;
     console.log(`=== ${label} FAILED (exit ${r.status ?? r.signal})`);
