@@ -28,6 +28,10 @@ export interface Layout {
   readonly hash: string;
 }
 
+/** `first+count,…`: the hashed form of a layout and the one stored beside the pool's state. */
+const segmentsText = (family: Family, segments: readonly Segment[]): string =>
+  segments.map(s => `${formatValue(family, s.first)}+${s.count}`).join(',');
+
 /** Builds a layout from sorted, disjoint usable ranges. */
 export const toLayout = (family: Family, usable: readonly IpRange[]): Layout => {
   let offset = 0;
@@ -37,12 +41,16 @@ export const toLayout = (family: Family, usable: readonly IpRange[]): Layout => 
     offset += count;
     return s;
   });
-  const canonical = segments.map(s => `${formatValue(family, s.first)}+${s.count}`).join(',');
+  const canonical = segmentsText(family, segments);
   const hash = createHash('sha256').update(`v1|${family}|${canonical}`).digest('hex').slice(0, 16);
   return { family, segments, size: offset, hash };
 };
 
-const findSegment = (layout: Layout, index: number): Segment | undefined => {
+/**
+ * Binary search over the sorted segments: `where(s)` is negative when the wanted point lies
+ * before segment s, positive after it, zero inside it.
+ */
+const findSegment = (layout: Layout, where: (s: Segment) => number): Segment | undefined => {
   const segs = layout.segments;
   let lo = 0;
   let hi = segs.length - 1;
@@ -50,8 +58,9 @@ const findSegment = (layout: Layout, index: number): Segment | undefined => {
     const mid = (lo + hi) >> 1;
     const s = segs[mid];
     if (s === undefined) return undefined;
-    if (index < s.offset) hi = mid - 1;
-    else if (index >= s.offset + s.count) lo = mid + 1;
+    const w = where(s);
+    if (w < 0) hi = mid - 1;
+    else if (w > 0) lo = mid + 1;
     else return s;
   }
   return undefined;
@@ -60,7 +69,7 @@ const findSegment = (layout: Layout, index: number): Segment | undefined => {
 /** The address at `index`, or undefined when the index is outside the layout. */
 export const indexToValue = (layout: Layout, index: number): bigint | undefined => {
   if (!Number.isInteger(index) || index < 0 || index >= layout.size) return undefined;
-  const s = findSegment(layout, index);
+  const s = findSegment(layout, g => (index < g.offset ? -1 : index >= g.offset + g.count ? 1 : 0));
   return s === undefined ? undefined : s.first + BigInt(index - s.offset);
 };
 
@@ -71,18 +80,10 @@ export const indexToIp = (layout: Layout, index: number): string | undefined => 
 
 /** The index of an address value, or undefined when it is not allocatable in this layout. */
 export const valueToIndex = (layout: Layout, value: bigint): number | undefined => {
-  const segs = layout.segments;
-  let lo = 0;
-  let hi = segs.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const s = segs[mid];
-    if (s === undefined) return undefined;
-    if (value < s.first) hi = mid - 1;
-    else if (value >= s.first + BigInt(s.count)) lo = mid + 1;
-    else return s.offset + Number(value - s.first);
-  }
-  return undefined;
+  const s = findSegment(layout, g =>
+    value < g.first ? -1 : value >= g.first + BigInt(g.count) ? 1 : 0,
+  );
+  return s === undefined ? undefined : s.offset + Number(value - s.first);
 };
 
 /** The index of an address string, or undefined when it is not an allocatable address here. */
@@ -94,7 +95,7 @@ export const ipToIndex = (layout: Layout, text: string): number | undefined => {
 
 /** Text form of the segments, kept beside the pool's state so a later layout can be mapped. */
 export const serializeSegments = (layout: Layout): string =>
-  layout.segments.map(s => `${formatValue(layout.family, s.first)}+${s.count}`).join(',');
+  segmentsText(layout.family, layout.segments);
 
 /** Parses `serializeSegments` output back into a layout; undefined when malformed. */
 export const parseSegments = (text: string): Layout | undefined => {

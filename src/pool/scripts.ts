@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { defineScript, type CommandParser } from 'redis';
-import type { KeyType, PoolKeys } from './keys.js';
+import { KEY_TYPES, type KeyType, type PoolKeys } from './keys.js';
 
 export const SCRIPT_CONTRACT_VERSION = 'v1';
 
@@ -37,16 +37,8 @@ const define = (file: string, keyTypes: readonly KeyType[]) => {
   });
 };
 
-const ALL: readonly KeyType[] = [
-  'meta',
-  'dirty',
-  'released',
-  'leases',
-  'byip',
-  'pending',
-  'sticky',
-  'resbyip',
-];
+/** Scripts that touch every key of a pool take them in KEY_TYPES order. */
+const ALL = KEY_TYPES;
 
 /** Keys each script takes, in KEYS[] order (must match the script header). */
 export const SCRIPT_KEYS = {
