@@ -35,6 +35,7 @@ import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 
 import { PODLEASE_BIN, serveArgs } from '../../scripts/lib/podlease-serve.mjs';
+import type { PoolStats } from '../../src/pool/store.js';
 import { issueCertificate } from './cluster/certs.js';
 import {
   claimDir,
@@ -102,14 +103,7 @@ export interface PoolStatus {
   readonly name: string;
   readonly cidr: string;
   readonly state: string;
-  readonly stats?: {
-    readonly size: number;
-    readonly leased: number;
-    readonly pending: number;
-    readonly bound: number;
-    readonly reserved: number;
-    readonly free: number;
-  };
+  readonly stats?: Omit<PoolStats, 'pool'>;
 }
 
 /** `podlease leases -o json`, one entry. */

@@ -137,18 +137,32 @@ function writeKubeconfig(file: string, server: string, ca: string, user: KeyPair
   writeFileSync(file, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
 }
 
-async function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 2_000 }, res => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body });
-      });
+/** Collects a response's status and UTF-8 body; `timeout` bounds the socket's idle time. */
+const collect = (
+  req: http.ClientRequest,
+  resolve: (r: HttpAnswer) => void,
+  reject: (e: Error) => void,
+): void => {
+  req.on('response', (res: http.IncomingMessage) => {
+    let body = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk: string) => (body += chunk));
+    res.on('end', () => {
+      resolve({ status: res.statusCode ?? 0, body });
     });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', reject);
+};
+
+interface HttpAnswer {
+  status: number;
+  body: string;
+}
+
+async function httpGet(url: string): Promise<HttpAnswer> {
+  return new Promise((resolve, reject) => {
+    collect(http.get(url, { timeout: 2_000 }), resolve, reject);
   });
 }
 
@@ -156,27 +170,18 @@ async function httpGet(url: string): Promise<{ status: number; body: string }> {
 export async function apiGet(
   cluster: Pick<Cluster, 'server' | 'caCertPath' | 'adminCertPath' | 'adminKeyPath'>,
   apiPath: string,
-): Promise<{ status: number; body: string }> {
+): Promise<HttpAnswer> {
   const agentOptions = {
     ca: readFileSync(cluster.caCertPath),
     cert: readFileSync(cluster.adminCertPath),
     key: readFileSync(cluster.adminKeyPath),
   };
   return new Promise((resolve, reject) => {
-    const req = https.get(
-      new URL(apiPath, cluster.server),
-      { ...agentOptions, timeout: 5_000 },
-      res => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body });
-        });
-      },
+    collect(
+      https.get(new URL(apiPath, cluster.server), { ...agentOptions, timeout: 5_000 }),
+      resolve,
+      reject,
     );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
   });
 }
 
