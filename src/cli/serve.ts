@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config, TlsConfig } from '../config/config.js';
 import { formatHostPort } from '../config/parse.js';
 import type { Logger } from '../log/logger.js';
+import { isPoolError } from '../pool/errors.js';
 import type { LeaseStore } from '../pool/store.js';
 import { createOpsApp, createWebhookApp } from '../webhook/app.js';
 import { within } from '../webhook/deadline.js';
@@ -40,7 +41,7 @@ export interface RunningServe {
   close(): Promise<void>;
 }
 
-const ENSURE_RETRY_MS = 2_000;
+const POOL_CHECK_MS = 2_000;
 export const DEV_CERT_SCRIPT = fileURLToPath(
   new URL('../../certs/gen-dev-certs.sh', import.meta.url),
 );
@@ -59,31 +60,48 @@ export const ensureDevCertificates = (tls: TlsConfig, log: Logger): void => {
 const url = (scheme: string, a: AddressInfo): string =>
   `${scheme}://${formatHostPort({ host: a.address, port: a.port })}`;
 
-/** Lays out every pool (`ensurePool … initialize: true`); failures are retried until they pass. */
-const ensurePools = async (deps: ServeDeps, stopped: () => boolean): Promise<void> => {
-  const pending = new Set(deps.config.pools.pools.values());
-  while (pending.size > 0 && !stopped()) {
-    for (const pool of [...pending]) {
-      try {
-        const result = await within(
-          deps.store.ensurePool(pool, { initialize: true }),
-          deps.config.store.timeoutMs * 5,
-          'ensurePool',
-        );
+/**
+ * One pass over the pools: lays each out in the store (a changed pools file is laid out again,
+ * atomically, keeping every lease). Only the memory store initialises a pool itself; a Redis pool
+ * whose epoch is missing (first install, wiped or restarted Redis) stays unready until the
+ * controller rebuilds it or an operator runs `podlease pools init`: a webhook replica never makes
+ * a pool ready on its own. Returns the pools that are not ready; throws an error that retrying
+ * cannot fix (a refused shrink).
+ */
+const layOutPools = async (deps: ServeDeps, quiet: boolean): Promise<Set<string>> => {
+  const notReady = new Set<string>();
+  for (const pool of deps.config.pools.pools.values()) {
+    try {
+      const result = await within(
+        deps.store.ensurePool(pool, { initialize: deps.store.kind === 'memory' }),
+        deps.config.store.timeoutMs * 5,
+        'ensurePool',
+      );
+      if (result === 'uninitialised') {
+        notReady.add(pool.name);
+        if (!quiet) {
+          deps.log.warn(
+            { pool: pool.name },
+            `pool ${pool.name} has no state in the store: admission answers 503 until the ` +
+              'controller rebuilds it, or run `podlease pools init` (no pod uses it yet) or ' +
+              '`podlease rebuild`',
+          );
+        }
+      } else if (!quiet || result !== 'ready') {
         deps.log.info(
           { pool: pool.name, cidr: pool.cidrText, size: pool.layout.size, result },
           `pool ${pool.name}: ${result}`,
         );
-        pending.delete(pool);
-      } catch (err) {
-        deps.log.error(
-          { err, pool: pool.name },
-          `pool ${pool.name}: could not be laid out in the store; retrying`,
-        );
+      }
+    } catch (err) {
+      if (isPoolError(err) && !err.retryable) throw err;
+      notReady.add(pool.name);
+      if (!quiet) {
+        deps.log.error({ err, pool: pool.name }, `pool ${pool.name}: cannot check it in the store`);
       }
     }
-    if (pending.size > 0) await new Promise(r => setTimeout(r, ENSURE_RETRY_MS).unref());
   }
+  return notReady;
 };
 
 export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
@@ -114,18 +132,37 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
       store,
       metrics,
       pingTimeoutMs: config.store.timeoutMs,
-      accepting: () => accepting && !stopping,
+      accepting: () => accepting && !stopping && notReady.size === 0,
       log,
     }),
   );
   const reloader = new CertificateReloader(https, serve.tls, pair, log);
-  await ensurePools(deps, () => stopping);
+  let notReady = await layOutPools(deps, false);
   const [webhookAt, metricsAt] = await Promise.all([
     listen(https, serve.listen),
     listen(ops, serve.metricsListen),
   ]);
   reloader.start(serve.tls.reloadIntervalMs);
   accepting = true;
+  // Pools are checked again and again: a pool rebuilt elsewhere becomes ready, a wiped one
+  // (its epoch gone) unready, a pools file changed by another replica is laid out.
+  let wasReady = notReady.size === 0;
+  const poolCheck = setInterval(() => {
+    layOutPools(deps, true)
+      .then(pools => {
+        notReady = pools;
+        const ready = pools.size === 0;
+        if (ready !== wasReady) {
+          log.warn({ notReady: [...pools] }, ready ? 'every pool is ready' : 'pools not ready');
+        }
+        wasReady = ready;
+      })
+      .catch((err: unknown) => {
+        notReady = new Set(config.pools.pools.keys());
+        log.error({ err }, 'the pools cannot be laid out in the store');
+      });
+  }, POOL_CHECK_MS);
+  poolCheck.unref();
   const storeText = store.kind === 'redis' ? 'redis' : 'memory (single replica only)';
   log.info(
     {
@@ -157,6 +194,7 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
     async close() {
       if (stopping) return;
       stopping = true;
+      clearInterval(poolCheck);
       log.info({ graceMs: serve.shutdownGraceMs }, 'shutting down: finishing requests in flight');
       reloader.stop();
       await closeGracefully(https, serve.shutdownGraceMs);

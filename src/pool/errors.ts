@@ -13,8 +13,8 @@ export const STATUS = {
   OWNER_MISMATCH: -4,
   NOT_INITIALISED: -5,
   LAYOUT_MISMATCH: -6,
-  OUT_OF_RANGE: -7,
   ID_EXISTS: -8,
+  SHRINK_REFUSED: -7,
 } as const;
 export type Status = (typeof STATUS)[keyof typeof STATUS];
 
@@ -26,6 +26,10 @@ export interface Holder {
   readonly leaseId?: string | undefined;
   /** Set when the address is held by a sticky reservation. */
   readonly stickyKey?: string | undefined;
+  /** The holding lease's state, when a lease holds it. */
+  readonly state?: 'pending' | 'bound' | undefined;
+  /** The sticky key the holding lease was made for. */
+  readonly leaseStickyKey?: string | undefined;
 }
 
 /** `namespace/name`, or for a pod not yet named, `namespace/generateName*`. */
@@ -140,8 +144,10 @@ export class PoolRecoveringError extends PoolError {
   readonly pool: string;
   constructor(pool: string) {
     super(
-      `pool "${pool}" is recovering: its state in the store is missing and is being rebuilt from ` +
-        'the cluster; retry in a few seconds',
+      `pool "${pool}" is not ready: its state in the store is missing (a first install, or a wiped ` +
+        'or restarted Redis) and no address is handed out until it is rebuilt from the pods\' ' +
+        'annotations; the controller does this (podlease serve with an API server), or run ' +
+        '`podlease rebuild`, or for a store no pod has used `podlease pools init`; retry in a few seconds',
     );
     this.pool = pool;
   }
@@ -167,10 +173,10 @@ export class PoolShrinkError extends PoolError {
   readonly retryable = false;
   readonly pool: string;
   readonly stranded: readonly string[];
-  constructor(pool: string, stranded: readonly string[]) {
+  constructor(pool: string, stranded: readonly string[], total: number = stranded.length) {
     super(
-      `pool "${pool}": the new configuration leaves out ${stranded.length} address(es) still leased ` +
-        `or reserved (${stranded.slice(0, 5).join(', ')}${stranded.length > 5 ? ', …' : ''}); ` +
+      `pool "${pool}": the new configuration leaves out ${total} address(es) still leased ` +
+        `or reserved (${stranded.slice(0, 5).join(', ')}${total > 5 ? ', …' : ''}); ` +
         'release them first or keep them in the pool',
     );
     this.pool = pool;
@@ -184,6 +190,31 @@ export class StoreUnavailableError extends PoolError {
   readonly retryable = true;
   constructor(message: string, options?: ErrorOptions) {
     super(`lease store unavailable: ${message}`, options);
+  }
+}
+
+/** A lease id exists already for another request (ids come from the admission request uid). */
+export class LeaseIdExistsError extends PoolError {
+  readonly code = 'LEASE_ID_EXISTS' as const;
+  readonly retryable = false;
+  readonly pool: string;
+  readonly leaseId: string;
+  constructor(pool: string, leaseId: string) {
+    super(
+      `lease ${pool}/${leaseId} exists already for another request or another address; ` +
+        'nothing was changed',
+    );
+    this.pool = pool;
+    this.leaseId = leaseId;
+  }
+}
+
+/** The store is set up in a way that can lose leases (eviction policy, server version). */
+export class StoreConfigError extends PoolError {
+  readonly code = 'STORE_CONFIG' as const;
+  readonly retryable = false;
+  constructor(message: string) {
+    super(message);
   }
 }
 
@@ -216,6 +247,8 @@ export type AnyPoolError =
   | PoolRecoveringError
   | LayoutMismatchError
   | PoolShrinkError
+  | LeaseIdExistsError
+  | StoreConfigError
   | StoreUnavailableError;
 
 export const isPoolError = (err: unknown): err is AnyPoolError => err instanceof PoolError;

@@ -112,3 +112,31 @@ export const parseSegments = (text: string): Layout | undefined => {
   }
   return family === undefined ? undefined : toLayout(family, ranges);
 };
+
+/** A run of consecutive indexes whose addresses are allocatable in two layouts. */
+export type IndexRun = readonly [oldFirst: number, count: number, newFirst: number];
+
+/**
+ * How indexes of layout `from` map to layout `to`: the runs where their segments overlap, sorted
+ * by old index. An old index in no run is an address `to` leaves out.
+ */
+export const indexRuns = (from: Layout, to: Layout): IndexRun[] => {
+  const runs: IndexRun[] = [];
+  let a = 0;
+  let b = 0;
+  while (a < from.segments.length && b < to.segments.length) {
+    const s = from.segments[a];
+    const t = to.segments[b];
+    if (s === undefined || t === undefined) break;
+    const sLast = s.first + BigInt(s.count - 1);
+    const tLast = t.first + BigInt(t.count - 1);
+    const lo = s.first > t.first ? s.first : t.first;
+    const hi = sLast < tLast ? sLast : tLast;
+    if (lo <= hi) {
+      runs.push([s.offset + Number(lo - s.first), Number(hi - lo) + 1, t.offset + Number(lo - t.first)]);
+    }
+    if (sLast < tLast) a++;
+    else b++;
+  }
+  return runs;
+};

@@ -10,6 +10,7 @@ import {
   AddressInUseError,
   LayoutMismatchError,
   LeaseConflictError,
+  LeaseIdExistsError,
   LeaseNotFoundError,
   PoolExhaustedError,
   PoolRecoveringError,
@@ -47,6 +48,8 @@ interface Rec {
   createdAt: number;
   expiresAt?: number | undefined;
   boundAt?: number | undefined;
+  requestUid?: string | undefined;
+  attempt?: string | undefined;
 }
 
 /** One pool's state: the same structures as the Redis keys (see lua/allocate-8.lua). */
@@ -136,7 +139,8 @@ class PoolState {
         namespace: rec.namespace,
         name: rec.name,
         generateName: rec.generateName,
-        leaseId: rec.id,
+        state: rec.state,
+        leaseStickyKey: rec.stickyKey,
       };
     }
     const key = this.resByIndex.get(i);
@@ -181,7 +185,8 @@ export class MemoryLeaseStore implements LeaseStore {
   allocate(req: AllocateRequest): Promise<Allocation> {
     return run(() => {
       const st = this.#ready(req.pool);
-      if (st.leases.has(req.leaseId)) throw new Error(`lease id ${req.leaseId} already exists`);
+      const existing = st.leases.get(req.leaseId);
+      if (existing !== undefined) return retry(st, req, existing);
       const pick = pickIndex(st, req);
       const now = req.now ?? Date.now();
       const rec: Rec = {
@@ -194,14 +199,18 @@ export class MemoryLeaseStore implements LeaseStore {
         stickyKey: req.stickyKey,
         createdAt: now,
         expiresAt: now + req.ttlMs,
+        requestUid: req.requestUid,
+        attempt: req.attempt,
       };
       const dryRun = req.dryRun === true;
       if (!dryRun) commitLease(st, rec, pick);
       return {
-        lease: toRecord(req.pool, rec),
+        lease: toRecord(st, req.pool, rec),
         reused: pick.reused,
         replaced: pick.replaced,
         dryRun,
+        retried: false,
+        movedFrom: pick.movedFrom === undefined ? undefined : ipOf(req.pool, pick.movedFrom),
       };
     });
   }
@@ -232,7 +241,7 @@ export class MemoryLeaseStore implements LeaseStore {
         rec.boundAt = now ?? Date.now();
         rec.expiresAt = undefined;
       }
-      return toRecord(pool, rec);
+      return toRecord(st, pool, rec);
     });
   }
 
@@ -248,11 +257,18 @@ export class MemoryLeaseStore implements LeaseStore {
       if (options.uid !== undefined && rec.state === 'bound' && rec.uid !== options.uid) {
         return { released: false, keptByReservation: false, reason: 'uid-mismatch' };
       }
+      if (options.attempt !== undefined && rec.attempt !== options.attempt) {
+        return { released: false, keptByReservation: false, reason: 'attempt-mismatch' };
+      }
       st.leases.delete(leaseId);
+      // A record whose address is held by another lease id frees nothing (it was void already).
+      if (st.byIndex.get(rec.index) !== leaseId) {
+        return { released: false, keptByReservation: false, reason: 'not-found' };
+      }
       st.byIndex.delete(rec.index);
       const kept = st.resByIndex.has(rec.index);
       if (!kept) st.free(rec.index);
-      return { released: true, ip: ipOf(pool, rec.index), keptByReservation: kept };
+      return { released: true, ip: indexToIp(st.layout, rec.index), keptByReservation: kept };
     });
   }
 
@@ -263,7 +279,7 @@ export class MemoryLeaseStore implements LeaseStore {
         .filter(r => r.state === 'pending' && (r.expiresAt ?? Infinity) <= now)
         .sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0))
         .slice(0, limit)
-        .map(r => toRecord(pool, r));
+        .map(r => toRecord(st, pool, r));
     });
   }
 
@@ -295,19 +311,23 @@ export class MemoryLeaseStore implements LeaseStore {
       st.resByIndex.delete(index);
       const freed = !st.byIndex.has(index);
       if (freed) st.free(index);
-      return { removed: true, ip: ipOf(pool, index), freed };
+      return { removed: true, ip: indexToIp(st.layout, index), freed };
     });
   }
 
   get(pool: Pool, leaseId: string): Promise<LeaseRecord | undefined> {
     return run(() => {
-      const rec = this.#state(pool).leases.get(leaseId);
-      return rec === undefined ? undefined : toRecord(pool, rec);
+      const st = this.#state(pool);
+      const rec = st.leases.get(leaseId);
+      return rec === undefined ? undefined : toRecord(st, pool, rec);
     });
   }
 
   leases(pool: Pool): Promise<LeaseRecord[]> {
-    return run(() => [...this.#state(pool).leases.values()].map(r => toRecord(pool, r)));
+    return run(() => {
+      const st = this.#state(pool);
+      return [...st.leases.values()].map(r => toRecord(st, pool, r));
+    });
   }
 
   reservations(pool: Pool): Promise<Reservation[]> {
@@ -316,7 +336,7 @@ export class MemoryLeaseStore implements LeaseStore {
       return [...st.sticky.entries()].map(([key, index]) => ({
         pool: pool.name,
         key,
-        ip: ipOf(pool, index),
+        ip: indexToIp(st.layout, index) ?? `?index ${index}`,
         leaseId: st.byIndex.get(index),
       }));
     });
@@ -341,10 +361,10 @@ export class MemoryLeaseStore implements LeaseStore {
 
   restore(req: RestoreRequest): Promise<LeaseRecord> {
     return run(() => {
-      const st = this.#state(req.pool);
+      const st = this.#laidOut(req.pool);
       const index = indexOf(req.pool, req.ip);
       const known = st.leases.get(req.leaseId);
-      if (known !== undefined && known.index === index) return toRecord(req.pool, known);
+      if (known !== undefined && known.index === index) return toRecord(st, req.pool, known);
       checkRestorable(st, req, index);
       if (!st.isHeld(index)) st.take(index, false);
       if (req.stickyKey !== undefined) {
@@ -366,7 +386,7 @@ export class MemoryLeaseStore implements LeaseStore {
       };
       st.leases.set(rec.id, rec);
       st.byIndex.set(index, rec.id);
-      return toRecord(req.pool, rec);
+      return toRecord(st, req.pool, rec);
     });
   }
 
@@ -390,17 +410,26 @@ export class MemoryLeaseStore implements LeaseStore {
     return Promise.resolve();
   }
 
-  /** The pool's state, for reads and for mutations that work during a rebuild. */
+  /**
+   * The pool's state for reads, bind, release and unreserve: these work by lease id or key, so
+   * they work whatever pools file the caller has (indexes are read through the stored layout).
+   */
   #state(pool: Pool): PoolState {
     const st = this.#pools.get(pool.name);
     if (st === undefined) throw new PoolRecoveringError(pool.name);
+    return st;
+  }
+
+  /** The pool's state for taking an address: laid out from the caller's pools file. */
+  #laidOut(pool: Pool): PoolState {
+    const st = this.#state(pool);
     if (st.layout.hash !== pool.layout.hash) throw new LayoutMismatchError(pool.name);
     return st;
   }
 
-  /** The pool's state for allocation: the epoch must be set. */
+  /** The pool's state for allocation: laid out from this pools file, and the epoch set. */
   #ready(pool: Pool): PoolState {
-    const st = this.#state(pool);
+    const st = this.#laidOut(pool);
     if (st.epoch === undefined) throw new PoolRecoveringError(pool.name);
     return st;
   }
@@ -414,32 +443,82 @@ interface Pick {
   dynamic: boolean;
   reused: boolean;
   replaced?: string | undefined;
+  /** The sticky reservation moves away from this index (an edited ip-list or static-ip). */
+  movedFrom?: number | undefined;
 }
+
+/** A lease id that exists: the same lease for a retry of the same request, else refused. */
+const retry = (st: PoolState, req: AllocateRequest, rec: Rec): Allocation => {
+  if (req.requestUid === undefined || rec.requestUid !== req.requestUid) {
+    throw new LeaseIdExistsError(req.pool.name, req.leaseId);
+  }
+  if (req.dryRun !== true && req.attempt !== undefined) rec.attempt = req.attempt;
+  return {
+    lease: toRecord(st, req.pool, rec),
+    reused: rec.stickyKey !== undefined,
+    replaced: undefined,
+    dryRun: req.dryRun === true,
+    retried: true,
+  };
+};
+
+/**
+ * Whether the lease `holderId` may be replaced by this request: never when bound; when pending
+ * only with `replacePending`, and only if it was made for this sticky key (`forKey`) or for this
+ * very pod name.
+ */
+const replaceable = (st: PoolState, req: AllocateRequest, holderId: string, forKey: boolean) => {
+  const h = st.leases.get(holderId);
+  if (h === undefined) return true;
+  if (h.state !== 'pending' || req.replacePending !== true) return false;
+  if (forKey) return h.stickyKey === req.stickyKey;
+  return samePod(h, req.pod);
+};
+
+const inUse = (st: PoolState, req: AllocateRequest, index: number): AddressInUseError =>
+  new AddressInUseError(
+    req.pool.name,
+    indexToIp(st.layout, index) ?? req.ip ?? '',
+    st.holderOf(index) ?? { namespace: '' },
+  );
 
 const pickIndex = (st: PoolState, req: AllocateRequest): Pick => {
   const key = req.stickyKey;
   const reservedIndex = key === undefined ? undefined : st.sticky.get(key);
-  if (reservedIndex !== undefined) {
-    const replaced = st.byIndex.get(reservedIndex);
-    return { index: reservedIndex, held: true, dynamic: false, reused: true, replaced };
-  }
+  if (reservedIndex !== undefined) return stickyPick(st, req, reservedIndex);
   if (req.ip !== undefined) return exactPick(st, req, req.ip);
   return { index: dynamicIndex(st, req.pool), held: false, dynamic: true, reused: false };
+};
+
+/** A sticky key with a reservation: the same address, or the reservation moves to `req.ip`. */
+const stickyPick = (st: PoolState, req: AllocateRequest, reservedIndex: number): Pick => {
+  const holderId = st.byIndex.get(reservedIndex);
+  if (holderId !== undefined && !replaceable(st, req, holderId, true)) {
+    throw inUse(st, req, reservedIndex);
+  }
+  const wanted = req.ip === undefined ? undefined : indexOf(req.pool, req.ip);
+  if (wanted === undefined || wanted === reservedIndex) {
+    return { index: reservedIndex, held: true, dynamic: false, reused: true, replaced: holderId };
+  }
+  if (st.isHeld(wanted)) throw inUse(st, req, wanted);
+  return {
+    index: wanted,
+    held: false,
+    dynamic: false,
+    reused: false,
+    replaced: holderId,
+    movedFrom: reservedIndex,
+  };
 };
 
 const exactPick = (st: PoolState, req: AllocateRequest, ip: string): Pick => {
   const index = indexOf(req.pool, ip);
   const holderId = st.byIndex.get(index);
-  const holder = holderId === undefined ? undefined : st.leases.get(holderId);
   const resKey = st.resByIndex.get(index);
-  if (resKey !== undefined && resKey !== req.stickyKey) {
-    throw new AddressInUseError(req.pool.name, ip, st.holderOf(index) ?? { namespace: '' });
-  }
-  if (holder !== undefined) {
-    if (!samePod(holder, req.pod)) {
-      throw new AddressInUseError(req.pool.name, ip, st.holderOf(index) ?? { namespace: '' });
-    }
-    return { index, held: true, dynamic: false, reused: false, replaced: holder.id };
+  if (resKey !== undefined && resKey !== req.stickyKey) throw inUse(st, req, index);
+  if (holderId !== undefined) {
+    if (!replaceable(st, req, holderId, false)) throw inUse(st, req, index);
+    return { index, held: true, dynamic: false, reused: false, replaced: holderId };
   }
   return { index, held: false, dynamic: false, reused: false };
 };
@@ -459,6 +538,12 @@ const exactFreeIndex = (st: PoolState, pool: Pool, ip: string): number => {
 
 const commitLease = (st: PoolState, rec: Rec, pick: Pick): void => {
   if (pick.replaced !== undefined) st.leases.delete(pick.replaced);
+  if (pick.movedFrom !== undefined) {
+    // The old reserved address goes back (its pending holder is void from now on).
+    st.resByIndex.delete(pick.movedFrom);
+    st.byIndex.delete(pick.movedFrom);
+    st.free(pick.movedFrom);
+  }
   if (!pick.held) st.take(pick.index, pick.dynamic);
   if (rec.stickyKey !== undefined && !pick.reused) {
     st.sticky.set(rec.stickyKey, pick.index);
@@ -479,15 +564,14 @@ const checkRestorable = (st: PoolState, req: RestoreRequest, index: number): voi
   if (clash) {
     throw new AddressInUseError(req.pool.name, req.ip, st.holderOf(index) ?? { namespace: '' });
   }
-  if (st.leases.has(req.leaseId)) {
-    throw new Error(`lease id ${req.leaseId} is already restored at another address`);
-  }
+  if (st.leases.has(req.leaseId)) throw new LeaseIdExistsError(req.pool.name, req.leaseId);
 };
 
-const toRecord = (pool: Pool, r: Rec): LeaseRecord => ({
+/** A record as the API shows it: its index read through the pool's stored layout. */
+const toRecord = (st: PoolState, pool: Pool, r: Rec): LeaseRecord => ({
   id: r.id,
   pool: pool.name,
-  ip: ipOf(pool, r.index),
+  ip: indexToIp(st.layout, r.index) ?? `?index ${r.index}`,
   state: r.state,
   namespace: r.namespace,
   name: r.name,
@@ -497,6 +581,7 @@ const toRecord = (pool: Pool, r: Rec): LeaseRecord => ({
   createdAt: r.createdAt,
   expiresAt: r.expiresAt,
   boundAt: r.boundAt,
+  requestUid: r.requestUid,
 });
 
 /** Maps every index of a pool's state onto a new layout; refuses when a held address is dropped. */

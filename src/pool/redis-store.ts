@@ -6,22 +6,25 @@
 import { randomUUID } from 'node:crypto';
 import { createClient, ErrorReply } from 'redis';
 import { indexOf, ipOf } from './addressing.js';
+import { preflight } from './preflight.js';
 import type { Pool } from './config.js';
 import {
   AddressInUseError,
   LayoutMismatchError,
   LeaseConflictError,
+  LeaseIdExistsError,
   LeaseNotFoundError,
   PoolExhaustedError,
   PoolRecoveringError,
   PoolShrinkError,
   ReservationExistsError,
   STATUS,
+  StoreConfigError,
   StoreUnavailableError,
   type Holder,
 } from './errors.js';
 import { poolKeys, type PoolKeys } from './keys.js';
-import { indexToIp, ipToIndex, parseSegments, serializeSegments, type Layout } from './layout.js';
+import { indexRuns, indexToIp, parseSegments, serializeSegments, type Layout } from './layout.js';
 import { scriptName, scripts, type ScriptArg, type ScriptName } from './scripts.js';
 import type {
   AllocateRequest,
@@ -59,6 +62,10 @@ interface StoredRecord {
   c: number;
   e?: number;
   b?: number;
+  /** Admission request uid. */
+  q?: string;
+  /** Attempt token of the admission call that holds the lease. */
+  t?: string;
 }
 
 type Reply = readonly unknown[];
@@ -73,13 +80,25 @@ const str = (v: unknown): string => (typeof v === 'string' ? v : String(v));
 const toHolder = (type: unknown, value: unknown): Holder => {
   if (type === 'key') return { namespace: str(value).split('/')[0] ?? '', stickyKey: str(value) };
   const r = JSON.parse(str(value)) as StoredRecord;
-  return { namespace: r.ns, name: r.n, generateName: r.g, leaseId: undefined };
+  return {
+    namespace: r.ns,
+    name: r.n,
+    generateName: r.g,
+    state: r.s,
+    leaseStickyKey: r.k,
+  };
 };
 
-const fromStored = (pool: Pool, id: string, r: StoredRecord): LeaseRecord => ({
+/** A record as the API shows it; `layout` is the one its index refers to (the stored one). */
+const fromStored = (
+  pool: Pool,
+  layout: Layout,
+  id: string,
+  r: StoredRecord,
+): LeaseRecord => ({
   id,
   pool: pool.name,
-  ip: ipOf(pool, r.i),
+  ip: indexToIp(layout, r.i) ?? `?index ${r.i}`,
   state: r.s,
   namespace: r.ns,
   name: r.n,
@@ -89,6 +108,7 @@ const fromStored = (pool: Pool, id: string, r: StoredRecord): LeaseRecord => ({
   createdAt: r.c,
   expiresAt: r.e,
   boundAt: r.b,
+  requestUid: r.q,
 });
 
 /** The record JSON without `i`, which the script prepends. Empty fields are left out. */
@@ -105,13 +125,19 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #client: ReturnType<typeof createRedisClient>;
   readonly #keys = new Map<string, PoolKeys>();
   readonly #timeoutMs: number;
+  /** Layouts read back from stored segments, by hash (a reader whose pools file differs). */
+  readonly #stored = new Map<string, Layout>();
 
   private constructor(client: ReturnType<typeof createRedisClient>, timeoutMs: number) {
     this.#client = client;
     this.#timeoutMs = timeoutMs;
   }
 
-  /** Connects (failing fast when Redis does not answer) and returns a ready store. */
+  /**
+   * Connects (failing fast when Redis does not answer), checks that the server cannot lose
+   * leases (preflight.ts: `noeviction`, a version with every command the scripts use), and
+   * returns a ready store.
+   */
   static async connect(options: RedisStoreOptions): Promise<RedisLeaseStore> {
     const client = createRedisClient(options);
     client.on('error', () => {
@@ -139,7 +165,17 @@ export class RedisLeaseStore implements LeaseStore {
     } finally {
       clearTimeout(timer);
     }
-    return new RedisLeaseStore(client, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
+    const store = new RedisLeaseStore(
+      client,
+      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
+    );
+    try {
+      await store.#do(() => preflight(client, redactUrl(options.url)));
+    } catch (err) {
+      client.destroy();
+      throw err;
+    }
+    return store;
   }
 
   async ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
@@ -194,6 +230,8 @@ export class RedisLeaseStore implements LeaseStore {
       k: req.stickyKey,
       c: now,
       e: expiresAt,
+      q: req.requestUid,
+      t: req.attempt,
     };
     const r = await this.#script('allocate', this.#poolKeys(pool), [
       pool.layout.hash,
@@ -206,14 +244,25 @@ export class RedisLeaseStore implements LeaseStore {
       req.dryRun === true ? '1' : '0',
       req.pod.namespace,
       req.pod.name ?? '',
+      req.requestUid ?? '',
+      req.attempt ?? '',
+      req.replacePending === true ? '1' : '0',
     ]);
-    const index = this.#allocationIndex(pool, r, req.ip);
+    const index = this.#allocationIndex(pool, r, req.ip, req.leaseId);
     const replaced = str(r[2]);
+    const movedFrom = num(r[5]);
+    const retried = num(r[4]) === 1;
+    const lease = retried
+      ? ((await this.get(pool, req.leaseId)) ??
+        fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec }))
+      : fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
     return {
-      lease: fromStored(pool, req.leaseId, { i: index, ...rec }),
+      lease,
       reused: num(r[3]) === 1,
       replaced: replaced === '' ? undefined : replaced,
       dryRun: req.dryRun === true,
+      retried,
+      movedFrom: movedFrom >= 0 ? ipOf(pool, movedFrom) : undefined,
     };
   }
 
@@ -241,7 +290,7 @@ export class RedisLeaseStore implements LeaseStore {
         `${stored.ns}/${stored.n ?? ''}`,
       );
     }
-    return fromStored(pool, leaseId, stored);
+    return fromStored(pool, await this.#layoutNow(pool), leaseId, stored);
   }
 
   async release(pool: Pool, leaseId: string, options: ReleaseOptions = {}): Promise<ReleaseResult> {
@@ -249,16 +298,24 @@ export class RedisLeaseStore implements LeaseStore {
       leaseId,
       options.onlyIfPending === true ? '1' : '0',
       options.uid ?? '',
+      options.attempt ?? '',
     ]);
     const status = num(r[0]);
     if (status === STATUS.NOT_FOUND) {
       return { released: false, keptByReservation: false, reason: 'not-found' };
     }
     if (status === STATUS.OWNER_MISMATCH) {
-      const reason = str(r[1]) === 'not-pending' ? 'not-pending' : 'uid-mismatch';
+      const why = str(r[1]);
+      const reason =
+        why === 'not-pending' || why === 'attempt-mismatch' ? why : ('uid-mismatch' as const);
       return { released: false, keptByReservation: false, reason };
     }
-    return { released: true, ip: ipOf(pool, num(r[1])), keptByReservation: num(r[2]) === 1 };
+    const layout = await this.#layoutByHash(pool, str(r[3]));
+    return {
+      released: true,
+      ip: indexToIp(layout, num(r[1])),
+      keptByReservation: num(r[2]) === 1,
+    };
   }
 
   async expired(pool: Pool, now: number, limit = 1000): Promise<LeaseRecord[]> {
@@ -286,8 +343,11 @@ export class RedisLeaseStore implements LeaseStore {
       '0',
       '',
       '',
+      '',
+      '',
+      '0',
     ]);
-    const index = this.#allocationIndex(pool, r, ip);
+    const index = this.#allocationIndex(pool, r, ip, '');
     if (wanted >= 0 && index !== wanted) {
       throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
     }
@@ -296,9 +356,11 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async unreserve(pool: Pool, key: string): Promise<UnreserveResult> {
-    const r = await this.#script('unreserve', this.#poolKeys(pool), [key]);
+    const keys = this.#poolKeys(pool);
+    const r = await this.#script('unreserve', keys, [key]);
     if (num(r[0]) === STATUS.NOT_FOUND) return { removed: false, freed: false };
-    return { removed: true, ip: ipOf(pool, num(r[1])), freed: num(r[2]) === 1 };
+    const layout = await this.#layoutNow(pool);
+    return { removed: true, ip: indexToIp(layout, num(r[1])), freed: num(r[2]) === 1 };
   }
 
   async get(pool: Pool, leaseId: string): Promise<LeaseRecord | undefined> {
@@ -307,22 +369,37 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async leases(pool: Pool): Promise<LeaseRecord[]> {
-    const all = await this.#do(() => this.#client.hGetAll(this.#poolKeys(pool).leases));
-    return Object.entries(all).map(([id, json]) =>
-      fromStored(pool, id, JSON.parse(json) as StoredRecord),
+    const keys = this.#poolKeys(pool);
+    const [meta, all] = await this.#do(() =>
+      this.#client
+        .multi()
+        .hmGet(keys.meta, ['layout', 'segments'])
+        .hGetAll(keys.leases)
+        .exec(),
+    );
+    const layout = this.#layoutFromMeta(pool, meta);
+    return Object.entries(all as unknown as Record<string, string>).map(([id, json]) =>
+      fromStored(pool, layout, id, JSON.parse(json) as StoredRecord),
     );
   }
 
   async reservations(pool: Pool): Promise<Reservation[]> {
     const keys = this.#poolKeys(pool);
-    const [sticky, byip] = await this.#do(() =>
-      Promise.all([this.#client.hGetAll(keys.sticky), this.#client.hGetAll(keys.byip)]),
+    const [meta, sticky, byip] = await this.#do(() =>
+      this.#client
+        .multi()
+        .hmGet(keys.meta, ['layout', 'segments'])
+        .hGetAll(keys.sticky)
+        .hGetAll(keys.byip)
+        .exec(),
     );
-    return Object.entries(sticky).map(([key, index]) => ({
+    const layout = this.#layoutFromMeta(pool, meta);
+    const holders = byip as unknown as Record<string, string>;
+    return Object.entries(sticky as unknown as Record<string, string>).map(([key, index]) => ({
       pool: pool.name,
       key,
-      ip: ipOf(pool, Number(index)),
-      leaseId: byip[index],
+      ip: indexToIp(layout, Number(index)) ?? `?index ${index}`,
+      leaseId: holders[index],
     }));
   }
 
@@ -376,13 +453,13 @@ export class RedisLeaseStore implements LeaseStore {
       '0',
       req.pod.namespace,
       req.pod.name ?? '',
+      '',
+      '',
+      '0',
     ]);
-    if (num(r[0]) === STATUS.ID_EXISTS) {
-      throw new Error(`lease id ${req.leaseId} is already restored at another address`);
-    }
-    this.#allocationIndex(pool, r, req.ip);
+    this.#allocationIndex(pool, r, req.ip, req.leaseId);
     const stored = await this.get(pool, req.leaseId);
-    return stored ?? fromStored(pool, req.leaseId, { i: index, ...rec });
+    return stored ?? fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
   }
 
   async epoch(pool: Pool): Promise<string | undefined> {
@@ -422,19 +499,55 @@ export class RedisLeaseStore implements LeaseStore {
     return keys;
   }
 
+  /** The layout stored indexes refer to, from a `[layout, segments]` meta read. */
+  #layoutFromMeta(pool: Pool, meta: unknown): Layout {
+    const [hash, segments] = (meta as (string | null | undefined)[] | undefined) ?? [];
+    if (hash === undefined || hash === null || hash === pool.layout.hash) return pool.layout;
+    let layout = this.#stored.get(hash);
+    if (layout === undefined) {
+      layout = parseSegments(str(segments));
+      if (layout === undefined) {
+        throw new Error(`pool "${pool.name}": stored segments are unreadable`);
+      }
+      if (this.#stored.size > 64) this.#stored.clear();
+      this.#stored.set(hash, layout);
+    }
+    return layout;
+  }
+
+  /** The layout of the given stored hash: this pools file's when they agree, else read back. */
+  async #layoutByHash(pool: Pool, hash: string): Promise<Layout> {
+    if (hash === '' || hash === pool.layout.hash) return pool.layout;
+    return this.#stored.get(hash) ?? this.#layoutNow(pool);
+  }
+
+  /** The layout stored right now. */
+  async #layoutNow(pool: Pool): Promise<Layout> {
+    const meta = await this.#do(() =>
+      this.#client.hmGet(this.#poolKeys(pool).meta, ['layout', 'segments']),
+    );
+    return this.#layoutFromMeta(pool, meta);
+  }
+
   /** Maps an allocate-8.lua reply to an index, or throws the typed error for its status. */
-  #allocationIndex(pool: Pool, r: Reply, ip: string | undefined): number {
+  #allocationIndex(pool: Pool, r: Reply, ip: string | undefined, leaseId: string): number {
     switch (num(r[0])) {
       case STATUS.OK:
         return num(r[1]);
       case STATUS.EXHAUSTED:
         throw new PoolExhaustedError(pool.name, num(r[1]), num(r[2]));
       case STATUS.IN_USE:
-        throw new AddressInUseError(pool.name, ip ?? '', toHolder(r[1], r[2]));
+        throw new AddressInUseError(
+          pool.name,
+          ip ?? indexToIp(pool.layout, num(r[3])) ?? '',
+          toHolder(r[1], r[2]),
+        );
       case STATUS.NOT_INITIALISED:
         throw new PoolRecoveringError(pool.name);
       case STATUS.LAYOUT_MISMATCH:
         throw new LayoutMismatchError(pool.name);
+      case STATUS.ID_EXISTS:
+        throw new LeaseIdExistsError(pool.name, leaseId);
       default:
         throw new Error(`pool "${pool.name}": unexpected allocate status ${str(r[0])}`);
     }
@@ -443,61 +556,46 @@ export class RedisLeaseStore implements LeaseStore {
   async #records(pool: Pool, ids: readonly string[]): Promise<LeaseRecord[]> {
     if (ids.length === 0) return [];
     const keys = this.#poolKeys(pool);
-    const values = await this.#do(() => this.#client.hmGet(keys.leases, [...ids]));
+    const [meta, values] = await this.#do(() =>
+      this.#client
+        .multi()
+        .hmGet(keys.meta, ['layout', 'segments'])
+        .hmGet(keys.leases, [...ids])
+        .exec(),
+    );
+    const layout = this.#layoutFromMeta(pool, meta);
+    const found = values as unknown as (string | null)[];
     const out: LeaseRecord[] = [];
     ids.forEach((id, n) => {
-      const v = values[n];
-      if (typeof v === 'string') out.push(fromStored(pool, id, JSON.parse(v) as StoredRecord));
+      const v = found[n];
+      if (typeof v === 'string') {
+        out.push(fromStored(pool, layout, id, JSON.parse(v) as StoredRecord));
+      }
     });
     return out;
   }
 
+  /**
+   * Lays the pool out for this pools file in one atomic script (relayout-8.lua): the state is
+   * read and rewritten with no other command in between. False when the stored layout changed
+   * since `oldHash` was read (the caller starts over).
+   */
   async #relayout(pool: Pool, old: Layout, oldHash: string): Promise<boolean> {
-    const keys = this.#poolKeys(pool);
-    const [meta, leases, byip, sticky, released] = await this.#do(() =>
-      Promise.all([
-        this.#client.hmGet(keys.meta, ['cursor']),
-        this.#client.hGetAll(keys.leases),
-        this.#client.hGetAll(keys.byip),
-        this.#client.hGetAll(keys.sticky),
-        this.#client.zRange(keys.released, 0, -1),
-      ]),
-    );
-    const map = (i: number): number | undefined => {
-      const ip = indexToIp(old, i);
-      return ip === undefined ? undefined : ipToIndex(pool.layout, ip);
-    };
-    const heldOld = new Set([...Object.keys(byip), ...Object.values(sticky)].map(Number));
-    const stranded = [...heldOld].filter(i => map(i) === undefined).sort((a, b) => a - b);
-    if (stranded.length > 0) {
-      throw new PoolShrinkError(
-        pool.name,
-        stranded.map(i => indexToIp(old, i) ?? '?'),
-      );
-    }
-    const remap = (i: number | string): number => map(Number(i)) ?? Number(i);
-    const state = {
-      cursor: Number(meta[0] ?? -1) < 0 ? -1 : (map(Number(meta[0])) ?? -1),
-      held: heldOld.size,
-      leases: Object.entries(leases).map(([id, json]) => {
-        const r = JSON.parse(json) as StoredRecord;
-        return [id, JSON.stringify({ ...r, i: remap(r.i) })];
-      }),
-      byip: Object.entries(byip).map(([i, id]) => [remap(i), id]),
-      sticky: Object.entries(sticky).map(([key, i]) => [key, remap(i)]),
-      released: released
-        .map(Number)
-        .map(map)
-        .filter((i): i is number => i !== undefined),
-    };
-    const r = await this.#script('relayout', keys, [
+    const runs = indexRuns(old, pool.layout);
+    const r = await this.#script('relayout', this.#poolKeys(pool), [
       oldHash,
       pool.layout.hash,
       pool.layout.size,
       serializeSegments(pool.layout),
-      JSON.stringify(state),
+      JSON.stringify(runs),
     ]);
-    return num(r[0]) === STATUS.OK;
+    const status = num(r[0]);
+    if (status === STATUS.SHRINK_REFUSED) {
+      const total = num(r[1]);
+      const named = r.slice(2).map(i => indexToIp(old, num(i)) ?? '?');
+      throw new PoolShrinkError(pool.name, named, total);
+    }
+    return status === STATUS.OK;
   }
 
   async #script(name: ScriptName, keys: PoolKeys, args: readonly ScriptArg[]): Promise<Reply> {
@@ -523,7 +621,13 @@ export class RedisLeaseStore implements LeaseStore {
     try {
       return await Promise.race([fn(), deadline]);
     } catch (err) {
-      if (err instanceof ErrorReply || err instanceof StoreUnavailableError) throw err;
+      if (
+        err instanceof ErrorReply ||
+        err instanceof StoreUnavailableError ||
+        err instanceof StoreConfigError
+      ) {
+        throw err;
+      }
       const message = err instanceof Error ? err.message : String(err);
       throw new StoreUnavailableError(message, { cause: err });
     } finally {

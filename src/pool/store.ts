@@ -34,6 +34,8 @@ export interface LeaseRecord {
   /** Pending leases only: when the controller may expire it (after re-checking the API server). */
   readonly expiresAt?: number | undefined;
   readonly boundAt?: number | undefined;
+  /** The admission request that made the lease (its retries get the same lease). */
+  readonly requestUid?: string | undefined;
 }
 
 export interface Reservation {
@@ -58,6 +60,21 @@ export interface AllocateRequest {
   /** Run every check, write nothing (admission dryRun). */
   readonly dryRun?: boolean | undefined;
   readonly now?: number | undefined;
+  /**
+   * The admission request's uid. A lease id that exists already is answered again (the same
+   * lease, `retried`) only when it was made for this request uid; otherwise it is refused.
+   */
+  readonly requestUid?: string | undefined;
+  /**
+   * This call's attempt token. A retry of the same request adopts the lease, so a cleanup by an
+   * earlier attempt (release with its own token) frees nothing.
+   */
+  readonly attempt?: string | undefined;
+  /**
+   * A pending lease made for this sticky key, or for this exact pod name, may be replaced: the
+   * caller found that the pod it was made for does not exist. A bound lease is never replaced.
+   */
+  readonly replacePending?: boolean | undefined;
 }
 
 export interface Allocation {
@@ -67,6 +84,10 @@ export interface Allocation {
   /** A previous lease id on this address that is void from now on. */
   readonly replaced?: string | undefined;
   readonly dryRun: boolean;
+  /** The lease existed already for this request uid (an API server retry): nothing new taken. */
+  readonly retried: boolean;
+  /** The sticky reservation moved here (an edited ip-list or static-ip); its old address. */
+  readonly movedFrom?: string | undefined;
 }
 
 export interface ReleaseOptions {
@@ -74,6 +95,8 @@ export interface ReleaseOptions {
   readonly onlyIfPending?: boolean | undefined;
   /** Only release when bound to this pod UID (or still pending). */
   readonly uid?: string | undefined;
+  /** Only release while the lease belongs to this admission attempt (AllocateRequest.attempt). */
+  readonly attempt?: string | undefined;
   readonly now?: number | undefined;
 }
 
@@ -83,7 +106,7 @@ export interface ReleaseResult {
   /** The address stays held by its sticky reservation. */
   readonly keptByReservation: boolean;
   /** Why nothing was released: unknown (or void) lease id, or a guard did not match. */
-  readonly reason?: 'not-found' | 'not-pending' | 'uid-mismatch' | undefined;
+  readonly reason?: 'not-found' | 'not-pending' | 'uid-mismatch' | 'attempt-mismatch' | undefined;
 }
 
 export interface UnreserveResult {

@@ -1,88 +1,173 @@
 /**
  * Carries out a lease plan against the store: one allocation per claim (both families at once for
- * a dual-stack pod), all inside the request's deadline. If any allocation fails, the ones that
- * succeeded are released again: nothing stays leased by a denied request. An allocation that
- * answers after its deadline is released when it does.
+ * a dual-stack pod), all inside the request's deadline.
+ *
+ * Nothing stays leased by a request that is not answered "allowed": when an allocation fails in a
+ * way that leaves its outcome unknown (a timeout, a lost connection), or a sibling claim fails, or
+ * the answer would come after the API server gave up, the lease is released by its id and this
+ * call's attempt token at once, retried within a bound. A compare-and-delete on that pair is safe
+ * even if the allocation never ran, and frees nothing once an API server retry of the same
+ * request (same uid, same lease id) has adopted the lease.
  */
 import { OWNED_ANNOTATIONS, USER_ANNOTATIONS } from '../pool/annotations.js';
-import type { Allocation, LeaseStore } from '../pool/store.js';
+import { AddressInUseError, isPoolError, type Holder } from '../pool/errors.js';
+import type { Pool } from '../pool/config.js';
+import type { Allocation, LeaseStore, PodRef } from '../pool/store.js';
 import type { Logger } from '../log/logger.js';
 import type { Claim, Plan } from './decide.js';
-import { StoreTimeoutError, within, type Deadline } from './deadline.js';
+import { within, type Deadline } from './deadline.js';
+
+/** Whether a pod exists, asked of the API server; undefined when there is none to ask. */
+export interface PodPresence {
+  exists(namespace: string, name: string, timeoutMs: number): Promise<boolean | undefined>;
+}
 
 export interface AdmitContext {
   readonly store: LeaseStore;
   readonly leaseTtlMs: number;
-  readonly newLeaseId: () => string;
+  /** The lease id of this admission request (derived from its uid). */
+  readonly leaseId: string;
+  readonly requestUid: string;
+  /** This call's attempt token. */
+  readonly attempt: string;
   readonly deadline: Deadline;
   readonly dryRun: boolean;
   readonly log: Logger;
   readonly now: () => number;
+  readonly pods?: PodPresence | undefined;
+  /** How long a release after a failed or late admission keeps retrying. */
+  readonly cleanupBudgetMs?: number | undefined;
 }
 
 type LeasePlan = Extract<Plan, { kind: 'lease' }>;
+
+/** Store outcomes after which nothing was written: no cleanup is needed. */
+const DEFINITE = new Set([
+  'POOL_EXHAUSTED',
+  'ADDRESS_IN_USE',
+  'NOT_IN_POOL',
+  'UNKNOWN_POOL',
+  'POOL_RECOVERING',
+  'LAYOUT_MISMATCH',
+  'LEASE_ID_EXISTS',
+  'RESERVATION_EXISTS',
+]);
+
+const outcomeUnknown = (err: unknown): boolean => !(isPoolError(err) && DEFINITE.has(err.code));
+
+export const DEFAULT_CLEANUP_BUDGET_MS = 30_000;
+const CLEANUP_FIRST_DELAY_MS = 100;
+const CLEANUP_MAX_DELAY_MS = 2_000;
+
+const sleep = (ms: number): Promise<void> =>
+  new Promise(resolve => {
+    setTimeout(resolve, ms).unref();
+  });
+
+/**
+ * Releases this admission's lease in `pool` (compare-and-delete on id and attempt token),
+ * retrying until the store answers or the budget is spent. Never throws.
+ */
+export const releaseAttempt = async (
+  pool: Pool,
+  ctx: AdmitContext,
+  why: string,
+): Promise<boolean> => {
+  const budget = ctx.cleanupBudgetMs ?? DEFAULT_CLEANUP_BUDGET_MS;
+  const started = ctx.now();
+  let delay = CLEANUP_FIRST_DELAY_MS;
+  for (;;) {
+    try {
+      const r = await ctx.store.release(pool, ctx.leaseId, { attempt: ctx.attempt });
+      if (r.released) {
+        ctx.log.warn({ pool: pool.name, lease: ctx.leaseId, ip: r.ip, why }, 'released lease');
+      }
+      return true;
+    } catch (err) {
+      if (ctx.now() - started + delay > budget) {
+        ctx.log.error(
+          { err, pool: pool.name, lease: ctx.leaseId, why },
+          'could not release the lease of an admission that was not allowed; it stays pending ' +
+            'until the controller expires it (lease-ttl)',
+        );
+        return false;
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, CLEANUP_MAX_DELAY_MS);
+    }
+  }
+};
+
+/** The holder is a pending lease made for this sticky key, or for this very pod name. */
+const mayReplace = (holder: Holder, claim: Claim, pod: PodRef): boolean => {
+  if (holder.state !== 'pending') return false;
+  if (claim.stickyKey !== undefined) return holder.leaseStickyKey === claim.stickyKey;
+  return (
+    pod.name !== undefined &&
+    pod.name !== '' &&
+    holder.namespace === pod.namespace &&
+    holder.name === pod.name
+  );
+};
 
 const allocateOne = async (
   plan: LeasePlan,
   claim: Claim,
   ctx: AdmitContext,
 ): Promise<Allocation> => {
-  const pending = ctx.store.allocate({
-    pool: claim.pool,
-    leaseId: ctx.newLeaseId(),
-    pod: plan.pod,
-    ttlMs: ctx.leaseTtlMs,
-    ip: claim.ip,
-    stickyKey: claim.stickyKey,
-    dryRun: ctx.dryRun,
-    now: ctx.now(),
-  });
-  try {
-    return await within(
-      pending,
+  const allocate = (replacePending: boolean): Promise<Allocation> =>
+    within(
+      ctx.store.allocate({
+        pool: claim.pool,
+        leaseId: ctx.leaseId,
+        pod: plan.pod,
+        ttlMs: ctx.leaseTtlMs,
+        ip: claim.ip,
+        stickyKey: claim.stickyKey,
+        dryRun: ctx.dryRun,
+        now: ctx.now(),
+        requestUid: ctx.requestUid,
+        attempt: ctx.attempt,
+        replacePending,
+      }),
       ctx.deadline.remainingMs(),
       `allocate in pool "${claim.pool.name}"`,
     );
+  try {
+    try {
+      return await allocate(false);
+    } catch (err) {
+      if (!(err instanceof AddressInUseError) || !mayReplace(err.holder, claim, plan.pod)) {
+        throw err;
+      }
+      // A pending lease of an earlier admission for this pod name: replaced only when that pod
+      // does not exist (its create was rejected after mutation, or it is gone). A running pod of
+      // that name keeps its address: this CREATE fails with AlreadyExists anyway.
+      const name = plan.pod.name ?? '';
+      const exists = await ctx.pods?.exists(
+        plan.pod.namespace,
+        name,
+        ctx.deadline.remainingMs(),
+      );
+      if (exists === true) throw err;
+      return await allocate(true);
+    }
   } catch (err) {
-    if (err instanceof StoreTimeoutError && !ctx.dryRun) {
-      // The store may still answer: give back what it hands out too late.
-      pending
-        .then(late => ctx.store.release(claim.pool, late.lease.id))
-        .then(r => {
-          ctx.log.warn(
-            { pool: claim.pool.name, ip: r.ip },
-            'released an allocation that answered after the deadline',
-          );
-        })
-        .catch(() => undefined);
+    if (!ctx.dryRun && outcomeUnknown(err)) {
+      void releaseAttempt(claim.pool, ctx, `allocation failed: ${String(err)}`);
     }
     throw err;
   }
 };
 
-const rollback = async (
-  allocations: readonly Allocation[],
+/** Gives back every lease of this admission (a denial after some claims succeeded, a late answer). */
+export const releasePlan = async (
   plan: LeasePlan,
   ctx: AdmitContext,
+  why: string,
 ): Promise<void> => {
-  await Promise.all(
-    allocations.map(async a => {
-      const pool = plan.claims.find(c => c.pool.name === a.lease.pool)?.pool;
-      if (pool === undefined || a.dryRun) return;
-      try {
-        await within(
-          ctx.store.release(pool, a.lease.id),
-          Math.max(ctx.deadline.remainingMs(), 250),
-          'release',
-        );
-      } catch (err) {
-        ctx.log.error(
-          { err, pool: pool.name, lease: a.lease.id, ip: a.lease.ip },
-          'could not release after a failed dual-stack admission; the pending lease expires after lease-ttl',
-        );
-      }
-    }),
-  );
+  if (ctx.dryRun) return;
+  await Promise.all(plan.claims.map(c => releaseAttempt(c.pool, ctx, why)));
 };
 
 /** Allocates every claim of the plan, IPv4 first in the result; all or nothing. */
@@ -91,7 +176,12 @@ export const allocatePlan = async (plan: LeasePlan, ctx: AdmitContext): Promise<
   const done = settled.flatMap(s => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = settled.find(s => s.status === 'rejected');
   if (failed !== undefined) {
-    await rollback(done, plan, ctx);
+    if (!ctx.dryRun) {
+      for (const a of done) {
+        const pool = plan.claims.find(c => c.pool.name === a.lease.pool)?.pool;
+        if (pool !== undefined) void releaseAttempt(pool, ctx, 'a sibling claim was denied');
+      }
+    }
     throw failed.reason;
   }
   return done;

@@ -20,10 +20,13 @@ export const parseApiTimeout = (query: unknown): number | undefined => {
 
 export class Deadline {
   readonly at: number;
+  /** When the API server stops waiting for the answer (less the margin to write it). */
+  readonly answerBy: number;
   private readonly now: () => number;
-  constructor(at: number, now: () => number = Date.now) {
+  constructor(at: number, now: () => number = Date.now, answerBy: number = Infinity) {
     this.at = at;
     this.now = now;
+    this.answerBy = answerBy;
   }
 
   /** The budget for a request received at `start`: store timeout, inside the API server's. */
@@ -34,7 +37,12 @@ export class Deadline {
     now: () => number = Date.now,
   ): Deadline {
     const api = apiTimeoutMs === undefined ? Infinity : apiTimeoutMs - answerMarginMs(apiTimeoutMs);
-    return new Deadline(start + Math.max(0, Math.min(storeTimeoutMs, api)), now);
+    return new Deadline(start + Math.max(0, Math.min(storeTimeoutMs, api)), now, start + api);
+  }
+
+  /** The API server has given up on this request: an answer now would be one nobody reads. */
+  tooLateToAnswer(): boolean {
+    return this.now() >= this.answerBy;
   }
 
   remainingMs(): number {

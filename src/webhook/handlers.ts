@@ -6,9 +6,11 @@
 import type { WebhookConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { PoolSet } from '../pool/config.js';
-import { newLeaseId } from '../pool/lease-id.js';
+import { randomUUID } from 'node:crypto';
+import { leaseIdForRequest } from '../pool/lease-id.js';
+import { StoreUnavailableError } from '../pool/errors.js';
 import type { Allocation, LeaseStore } from '../pool/store.js';
-import { allocatePlan, ownedAnnotations } from './admit.js';
+import { allocatePlan, ownedAnnotations, releasePlan, type PodPresence } from './admit.js';
 import { decide, type Plan } from './decide.js';
 import { Deadline } from './deadline.js';
 import { BadPodError } from './errors.js';
@@ -33,8 +35,13 @@ export interface WebhookDeps {
   readonly config: WebhookConfig;
   readonly log: Logger;
   readonly metrics?: WebhookMetrics | undefined;
-  readonly newLeaseId?: (() => string) | undefined;
+  /** The lease id of an admission request; derived from its uid by default. */
+  readonly leaseIdFor?: ((requestUid: string) => string) | undefined;
   readonly now?: (() => number) | undefined;
+  /** Asks the API server whether a pod exists (a pending lease for its name may be replaced). */
+  readonly pods?: PodPresence | undefined;
+  /** How long a release after a failed or late admission keeps retrying. */
+  readonly cleanupBudgetMs?: number | undefined;
 }
 
 export interface HandleOptions {
@@ -96,20 +103,33 @@ const mutatePod = async (
     };
   }
   const pool = plan.claims.map(c => c.pool.name).join(',');
-  const allocations = await allocatePlan(plan, {
+  const deadline = Deadline.forRequest(
+    options.receivedAt ?? now(),
+    deps.config.storeTimeoutMs,
+    options.apiTimeoutMs,
+    now,
+  );
+  const ctx = {
     store: deps.store,
     leaseTtlMs: deps.config.leaseTtlMs,
-    newLeaseId: deps.newLeaseId ?? newLeaseId,
-    deadline: Deadline.forRequest(
-      options.receivedAt ?? now(),
-      deps.config.storeTimeoutMs,
-      options.apiTimeoutMs,
-      now,
-    ),
+    leaseId: (deps.leaseIdFor ?? leaseIdForRequest)(request.uid),
+    requestUid: request.uid,
+    attempt: randomUUID(),
+    deadline,
     dryRun,
     log: deps.log,
     now,
-  });
+    pods: deps.pods,
+    cleanupBudgetMs: deps.cleanupBudgetMs,
+  };
+  const allocations = await allocatePlan(plan, ctx);
+  if (!dryRun && deadline.tooLateToAnswer()) {
+    // The API server has stopped waiting: it will not create this pod with this answer.
+    void releasePlan(plan, ctx, 'the answer would come after the API server gave up');
+    throw new StoreUnavailableError(
+      'the lease store answered after the API server stopped waiting; nothing was leased',
+    );
+  }
   if (dryRun) {
     return {
       response: allow(request.uid),

@@ -10,6 +10,7 @@ import {
   AddressInUseError,
   LayoutMismatchError,
   LeaseConflictError,
+  LeaseIdExistsError,
   LeaseNotFoundError,
   NotInPoolError,
   PoolExhaustedError,
@@ -132,15 +133,26 @@ export const describeLeaseStoreContract = (
       ).rejects.toThrow('held by a pod of default/web-7d9f-* not yet named');
     });
 
-    it('the same pod (namespace and name) takes its exact address over under a new lease', async () => {
+    it('the same pod name takes a pending exact address over only with replacePending, never a bound one', async () => {
       const p = await pool({ cidr: '10.99.4.0/24' });
       const pod = { namespace: 'db', name: 'pg-0' };
       const first = await lease(p, { ip: '10.99.4.4', pod });
-      const again = await lease(p, { ip: '10.99.4.4', pod });
+      // A duplicate CREATE while the first pod may still exist: refused, naming the holder.
+      await expect(lease(p, { ip: '10.99.4.4', pod })).rejects.toThrow('held by pod db/pg-0');
+      // Another pod name never takes it over, even with replacePending.
+      await expect(
+        lease(p, { ip: '10.99.4.4', pod: { namespace: 'db', name: 'pg-1' }, replacePending: true }),
+      ).rejects.toBeInstanceOf(AddressInUseError);
+      const again = await lease(p, { ip: '10.99.4.4', pod, replacePending: true });
       expect(again.replaced).toBe(first.lease.id);
       expect((await h.store.release(p, first.lease.id)).reason).toBe('not-found');
       expect((await h.store.stats(p)).leased).toBe(1);
       expect((await h.store.get(p, again.lease.id))?.ip).toBe('10.99.4.4');
+      await h.store.bind(p, again.lease.id, { ...pod, uid: 'u-pg' });
+      await expect(lease(p, { ip: '10.99.4.4', pod, replacePending: true })).rejects.toThrow(
+        'held by pod db/pg-0',
+      );
+      expect((await h.store.get(p, again.lease.id))?.state).toBe('bound');
     });
 
     it('sticky: the same key keeps its address under a new lease id; a late release frees nothing', async () => {
@@ -149,7 +161,8 @@ export const describeLeaseStoreContract = (
       const pod = { namespace: 'db', name: 'web-0' };
       const first = await lease(p, { stickyKey: key, pod });
       await lease(p); // someone else in between
-      const second = await lease(p, { stickyKey: key, pod });
+      await expect(lease(p, { stickyKey: key, pod })).rejects.toBeInstanceOf(AddressInUseError);
+      const second = await lease(p, { stickyKey: key, pod, replacePending: true });
       expect(second.lease.ip).toBe(first.lease.ip);
       expect(second.reused).toBe(true);
       expect(second.replaced).toBe(first.lease.id);
@@ -341,11 +354,15 @@ export const describeLeaseStoreContract = (
         pending: 1,
         reserved: 1,
       });
-      const sticky = await lease(p, {
-        stickyKey: 'db/pg/0',
-        pod: { namespace: 'db', name: 'pg-0' },
-      });
-      expect(sticky).toMatchObject({ reused: true, replaced: id });
+      // The restored lease is bound: a pod of the same key never takes it over.
+      const pg0 = { stickyKey: 'db/pg/0', pod: { namespace: 'db', name: 'pg-0' } };
+      await expect(lease(p, { ...pg0, replacePending: true })).rejects.toThrow(
+        'held by pod db/pg-0',
+      );
+      expect(await h.store.release(p, id)).toMatchObject({ released: true, keptByReservation: true });
+      const sticky = await lease(p, pg0);
+      expect(sticky).toMatchObject({ reused: true });
+      expect(sticky.lease.ip).toBe('10.99.12.1');
     });
 
     it('a changed pools file is laid out again keeping every lease; shrinking past a lease is refused', async () => {
@@ -375,6 +392,85 @@ export const describeLeaseStoreContract = (
       expect((await h.store.get(grown, b.lease.id))?.ip).toBe('10.99.13.11');
     });
 
+    it('a retried admission (same request uid) gets the same lease; another request with the id is refused', async () => {
+      const p = await pool({ cidr: '10.99.15.0/29' });
+      const leaseId = newLeaseId();
+      const first = await lease(p, { leaseId, requestUid: 'req-1', attempt: 'a1' });
+      const retry = await lease(p, { leaseId, requestUid: 'req-1', attempt: 'a2' });
+      expect(retry).toMatchObject({ retried: true });
+      expect(retry.lease).toMatchObject({ id: leaseId, ip: first.lease.ip, requestUid: 'req-1' });
+      expect(await h.store.stats(p)).toMatchObject({ leased: 1, pending: 1 });
+      await expect(lease(p, { leaseId, requestUid: 'req-2' })).rejects.toBeInstanceOf(
+        LeaseIdExistsError,
+      );
+      await expect(lease(p, { leaseId })).rejects.toBeInstanceOf(LeaseIdExistsError);
+      // The retry adopted the lease: the first attempt's cleanup frees nothing.
+      expect(await h.store.release(p, leaseId, { attempt: 'a1' })).toMatchObject({
+        released: false,
+        reason: 'attempt-mismatch',
+      });
+      expect(await h.store.release(p, leaseId, { attempt: 'a2' })).toMatchObject({
+        released: true,
+        ip: first.lease.ip,
+      });
+      expect((await h.store.stats(p)).leased).toBe(0);
+    });
+
+    it('an edited ip-list moves the reservation to a free address, or names the holder', async () => {
+      const p = await pool({ cidr: '10.99.16.0/24' });
+      const key = 'ns/kafka/0';
+      const pod = { namespace: 'ns', name: 'kafka-0' };
+      const a = await lease(p, { stickyKey: key, ip: '10.99.16.50', pod });
+      await h.store.release(p, a.lease.id);
+      const other = await lease(p, { ip: '10.99.16.70', pod: { namespace: 'x', name: 'y' } });
+      await expect(lease(p, { stickyKey: key, ip: '10.99.16.70', pod })).rejects.toThrow(
+        'held by pod x/y',
+      );
+      // Dry run: the same checks, and nothing moves.
+      const dry = await lease(p, { stickyKey: key, ip: '10.99.16.60', pod, dryRun: true });
+      expect(dry.lease.ip).toBe('10.99.16.60');
+      expect((await h.store.reservations(p))[0]?.ip).toBe('10.99.16.50');
+      const moved = await lease(p, { stickyKey: key, ip: '10.99.16.60', pod });
+      expect(moved).toMatchObject({ movedFrom: '10.99.16.50', reused: false });
+      expect(moved.lease.ip).toBe('10.99.16.60');
+      expect(await h.store.reservations(p)).toEqual([
+        { pool: p.name, key, ip: '10.99.16.60', leaseId: moved.lease.id },
+      ]);
+      expect(await h.store.stats(p)).toMatchObject({ leased: 2, reserved: 1 });
+      // The old address is free again: an exact request for it succeeds.
+      await lease(p, { ip: '10.99.16.50', pod: { namespace: 'z', name: 'z' } });
+      // A bound lease on the reservation is never moved away from.
+      await h.store.bind(p, moved.lease.id, { ...pod, uid: 'u-k0' });
+      await expect(
+        lease(p, { stickyKey: key, ip: '10.99.16.61', pod, replacePending: true }),
+      ).rejects.toThrow('held by pod ns/kafka-0');
+      expect(other.lease.ip).toBe('10.99.16.70');
+    });
+
+    it('records are read through the stored layout: a reader with another pools file sees true addresses', async () => {
+      const p = await pool({ cidr: '10.99.17.0/24', ranges: ['10.99.17.10-10.99.17.19'] });
+      const a = await lease(p);
+      const b = await lease(p, { stickyKey: 'n/s/0', pod: { namespace: 'n', name: 's-0' } });
+      // Another replica's pools file (not laid out): reads, release and unreserve still agree.
+      const other = reconfigure(p, { cidr: '10.99.17.0/24', ranges: ['10.99.17.100-10.99.17.120'] });
+      expect((await h.store.leases(other)).map(l => l.ip).sort()).toEqual([
+        '10.99.17.10',
+        '10.99.17.11',
+      ]);
+      expect((await h.store.get(other, a.lease.id))?.ip).toBe('10.99.17.10');
+      expect((await h.store.reservations(other))[0]?.ip).toBe('10.99.17.11');
+      await expect(lease(other)).rejects.toBeInstanceOf(LayoutMismatchError);
+      expect(await h.store.release(other, a.lease.id)).toMatchObject({
+        released: true,
+        ip: '10.99.17.10',
+      });
+      expect(await h.store.unreserve(other, 'n/s/0')).toMatchObject({
+        removed: true,
+        ip: '10.99.17.11',
+      });
+      expect(b.lease.ip).toBe('10.99.17.11');
+    });
+
     it('random lease/release sequences never give one address to two holders', async () => {
       await fc.assert(
         fc.asyncProperty(
@@ -390,7 +486,10 @@ export const describeLeaseStoreContract = (
                 if (victim !== undefined) await h.store.release(p, victim.id);
                 continue;
               }
-              const extra = op === 'sticky' ? { stickyKey: `n/s/${live.length % 3}` } : {};
+              const extra =
+                op === 'sticky'
+                  ? { stickyKey: `n/s/${live.length % 3}`, replacePending: true }
+                  : {};
               try {
                 const a = await lease(p, extra);
                 const i = live.findIndex(l => l.id === a.replaced);

@@ -3,9 +3,20 @@
   or an exact address; or the address of a sticky reservation. Also reserves a sticky key without
   a lease (mode "reserve") and re-inserts a bound lease during a rebuild (mode "restore").
 
+  Safety rules (the same in memory-store.ts, pinned by the contract suite):
+  - A lease id that exists is answered again only for the same admission request (same request
+    uid: an API server retry); the retry adopts the lease (its attempt token). Anything else with
+    an existing id is refused (-8).
+  - A bound lease is never replaced. A pending lease is replaced only when ARGV[13] is "1" (the
+    caller proved that the pod it was made for does not exist) and it was made for this sticky
+    key or, for an exact address, for this very pod name.
+  - A sticky key asking for an exact address other than its reservation (an edited ip-list or
+    static-ip) moves the reservation there when the new address is free and the old one has no
+    bound lease; else the holder is named (-2).
+
   Input:
-    KEYS[1] meta       podlease:{pool}:meta      hash: size, layout, cursor, held, seq, epoch
-                                                 (epoch missing = fresh or wiped pool), nofresh
+    KEYS[1] meta       podlease:{pool}:meta      hash: size, layout, segments, cursor, held, seq,
+                                                 epoch (missing = fresh or wiped pool), nofresh
     KEYS[2] dirty      podlease:{pool}:dirty     bitmap: index ever handed out
     KEYS[3] released   podlease:{pool}:released  zset index -> release sequence
     KEYS[4] leases     podlease:{pool}:leases    hash leaseId -> record JSON
@@ -22,17 +33,20 @@
     ARGV[6] record JSON without "i" (e.g. {"s":"pending","ns":"default",...}; "" for reserve)
     ARGV[7] expiry (ms) of a pending lease
     ARGV[8] dry run     "1": check everything, write nothing
-    ARGV[9] namespace   of the pod asking (exact address: the same pod may take its address over)
+    ARGV[9] namespace   of the pod asking
     ARGV[10] name       of the pod asking ("" when not yet named)
+    ARGV[11] request uid of the admission ("" when none)
+    ARGV[12] attempt token of this call ("" when none)
+    ARGV[13] replace pending: "1" when a pending lease of this key / pod may be replaced
 
   Output:
-    { 0, index, replacedLeaseId or "", reused 0|1 }
+    { 0, index, replacedLeaseId or "", reused 0|1, retried 0|1, movedFromIndex or -1 }
     { -1, held, size }            pool exhausted
-    { -2, "lease", recordJSON }   address held by a lease
-    { -2, "key", stickyKey }      address held by another sticky reservation
+    { -2, "lease", recordJSON, index }   address (index) held by a lease
+    { -2, "key", stickyKey, index }      address (index) held by another sticky reservation
     { -5 }                        pool not initialised (epoch missing)
     { -6, storedLayoutHash }      the pool was laid out from another pools file
-    { -8 }                        restore: lease id exists at another address
+    { -8 }                        the lease id exists (another request, or restore elsewhere)
 ]]
 local rcall = redis.call
 local metaKey, dirtyKey, releasedKey = KEYS[1], KEYS[2], KEYS[3]
@@ -40,6 +54,8 @@ local leasesKey, byipKey, pendingKey, stickyKey, resbyipKey = KEYS[4], KEYS[5], 
 local layout, mode, leaseId = ARGV[1], ARGV[2], ARGV[3]
 local wanted, key, record = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local dryRun = ARGV[8] == "1"
+local podNs, podName, requestUid, attempt = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local replacePending = ARGV[13] == "1"
 
 local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh")
 if not meta[1] then return { -5 } end
@@ -47,49 +63,84 @@ if meta[2] ~= layout then return { -6, meta[2] } end
 if mode ~= "restore" and not meta[5] then return { -5 } end
 local size, cursor, held = tonumber(meta[1]), tonumber(meta[3]), tonumber(meta[4])
 
--- Restore of a lease already present at this index is a no-op; elsewhere it is a conflict.
--- (Lease ids from the webhook are fresh ULIDs: the check is only needed for restore.)
-if mode == "restore" and rcall("HEXISTS", leasesKey, leaseId) == 1 then
-  if mode == "restore" and rcall("HGET", byipKey, tostring(wanted)) == leaseId then
-    return { 0, wanted, "", 0 }
+-- 0. An existing lease id: a retry of the same admission gets the same lease; nothing else does.
+if mode ~= "reserve" then
+  local existing = rcall("HGET", leasesKey, leaseId)
+  if existing then
+    local h = cjson.decode(existing)
+    if mode == "restore" then
+      if rcall("HGET", byipKey, tostring(h.i)) == leaseId and h.i == wanted then
+        return { 0, wanted, "", 0, 1, -1 }
+      end
+      return { -8 }
+    end
+    if requestUid == "" or h.q ~= requestUid then return { -8 } end
+    if not dryRun and attempt ~= "" and h.t ~= attempt then
+      h.t = attempt
+      rcall("HSET", leasesKey, leaseId, cjson.encode(h))
+    end
+    local r = 0
+    if h.k then r = 1 end
+    return { 0, h.i, "", r, 1, -1 }
   end
-  return { -8 }
 end
 
-local index, replaced, reused, isHeld, fresh = -1, "", 0, false, false
+-- A holder lease may be replaced: never when bound; when pending only if the caller allows it.
+local function replaceable(holderId, forKey)
+  local rec = rcall("HGET", leasesKey, holderId)
+  if not rec then return true, rec end
+  local h = cjson.decode(rec)
+  if mode ~= "lease" or h.s ~= "pending" or not replacePending then return false, rec end
+  if forKey then return h.k == key, rec end
+  return podName ~= "" and h.ns == podNs and h.n == podName, rec
+end
 
--- 1. A sticky key that already has a reservation gets the same address.
+local index, replaced, reused, isHeld, movedFrom = -1, "", 0, false, -1
+
+-- 1. A sticky key that already has a reservation gets the same address, or moves it.
 if key ~= "" then
   local r = rcall("HGET", stickyKey, key)
   if r then
-    index = tonumber(r)
-    if mode == "restore" and wanted ~= index then return { -2, "key", key } end
+    local rIndex = tonumber(r)
+    if mode == "restore" and wanted ~= rIndex then return { -2, "key", key, rIndex } end
     local holder = rcall("HGET", byipKey, r)
-    if holder and mode == "restore" then return { -2, "lease", rcall("HGET", leasesKey, holder) } end
-    if holder then replaced = holder end
-    reused, isHeld = 1, true
-    if mode == "reserve" then return { 0, index, "", 1 } end
+    if mode == "reserve" then return { 0, rIndex, "", 1, 0, -1 } end
+    if holder then
+      local ok, rec = replaceable(holder, true)
+      if not ok then return { -2, "lease", rec, rIndex } end
+      replaced = holder
+    end
+    if wanted < 0 or wanted == rIndex then
+      index, reused, isHeld = rIndex, 1, true
+    else
+      -- An edited ip-list / static-ip: the reservation moves to the newly asked address.
+      local w = tostring(wanted)
+      local otherKey = rcall("HGET", resbyipKey, w)
+      local wHolder = rcall("HGET", byipKey, w)
+      if wHolder then return { -2, "lease", rcall("HGET", leasesKey, wHolder), wanted } end
+      if otherKey then return { -2, "key", otherKey, wanted } end
+      movedFrom = rIndex
+    end
   end
 end
 
--- 2. An exact address: free, or held by this very pod (same namespace and name).
-if index < 0 and wanted >= 0 then
+-- 2. An exact address: free, or held by a replaceable pending lease of this very pod.
+if index < 0 and wanted >= 0 and movedFrom < 0 then
   index = wanted
   local i = tostring(index)
   local resKey = rcall("HGET", resbyipKey, i)
   local holder = rcall("HGET", byipKey, i)
   if resKey and resKey ~= key then
-    if holder then return { -2, "lease", rcall("HGET", leasesKey, holder) } end
-    return { -2, "key", resKey }
+    if holder then return { -2, "lease", rcall("HGET", leasesKey, holder), index } end
+    return { -2, "key", resKey, index }
   end
   if holder then
-    local rec = rcall("HGET", leasesKey, holder)
-    local h = cjson.decode(rec)
-    if mode ~= "lease" or ARGV[10] == "" or h.ns ~= ARGV[9] or h.n ~= ARGV[10] then
-      return { -2, "lease", rec }
-    end
+    local ok, rec = replaceable(holder, false)
+    if not ok then return { -2, "lease", rec, index } end
     replaced, isHeld = holder, true
   end
+elseif movedFrom >= 0 then
+  index = wanted
 end
 
 -- 3. Next-fit: the first never-used index after the cursor (wrapping), else the oldest released.
@@ -101,32 +152,39 @@ if index < 0 then
     if index < 0 and cursor >= 0 then index = rcall("BITPOS", dirtyKey, 0, 0, cursor, "BIT") end
     if index < 0 and not dryRun then rcall("HSET", metaKey, "nofresh", 1) end
   end
-  if index >= 0 then
-    fresh = true
-  else
+  if index < 0 then
     local oldest = rcall("ZRANGE", releasedKey, 0, 0)
     if not oldest[1] then return { -1, held, size } end
     index = tonumber(oldest[1])
   end
 end
 
-if dryRun then return { 0, index, replaced, reused } end
+if dryRun then return { 0, index, replaced, reused, 0, movedFrom } end
 
 local i = tostring(index)
+if movedFrom >= 0 then
+  -- Give the old reserved address back (its pending holder, if any, is void from now on).
+  local m = tostring(movedFrom)
+  rcall("HDEL", resbyipKey, m)
+  rcall("HDEL", byipKey, m)
+  rcall("ZADD", releasedKey, rcall("HINCRBY", metaKey, "seq", 1), m)
+  held = held - 1
+end
 if not isHeld then
-  if fresh then
-    rcall("SETBIT", dirtyKey, index, 1)
-    rcall("HSET", metaKey, "cursor", index, "held", held + 1)
-  else
-    if rcall("SETBIT", dirtyKey, index, 1) == 1 then rcall("ZREM", releasedKey, i) end
+  if rcall("SETBIT", dirtyKey, index, 1) == 1 then
+    rcall("ZREM", releasedKey, i)
     rcall("HSET", metaKey, "held", held + 1)
+  elseif mode == "restore" or wanted >= 0 then
+    rcall("HSET", metaKey, "held", held + 1)
+  else
+    rcall("HSET", metaKey, "cursor", index, "held", held + 1)
   end
 end
 if key ~= "" and reused == 0 then
   rcall("HSET", stickyKey, key, index)
   rcall("HSET", resbyipKey, i, key)
 end
-if mode == "reserve" then return { 0, index, "", 0 } end
+if mode == "reserve" then return { 0, index, "", 0, 0, -1 } end
 
 if replaced ~= "" then
   rcall("HDEL", leasesKey, replaced)
@@ -135,4 +193,4 @@ end
 rcall("HSET", leasesKey, leaseId, '{"i":' .. index .. ',' .. string.sub(record, 2))
 rcall("HSET", byipKey, i, leaseId)
 if mode == "lease" then rcall("ZADD", pendingKey, ARGV[7], leaseId) end
-return { 0, index, replaced, reused }
+return { 0, index, replaced, reused, 0, movedFrom }

@@ -105,6 +105,8 @@ describe.skipIf(skip !== '')(
           leaseId: newLeaseId(),
           pod: { namespace: 'sts', name: `db-${n % 50}` },
           stickyKey: n % 2 === 0 ? `sts/db/${n % 50}` : undefined,
+          // Each admission of a key replaces the previous (pending) one: its pod is gone.
+          replacePending: true,
           ttlMs: 60_000,
         });
       });
