@@ -39,4 +39,15 @@ export declare function startServe(options: {
   args: readonly string[];
   env: Record<string, string>;
   stdout?: boolean;
+  /** With REDIS_URL in env, run `podlease pools init` first (default true). */
+  init?: boolean;
 }): Promise<ServeProcess>;
+
+/**
+ * `podlease pools init` with the `--pools` of `args` and `env`; a pool initialised already is
+ * fine, anything else refused rejects.
+ */
+export declare function initPools(options: {
+  args?: readonly string[];
+  env: Record<string, string>;
+}): Promise<{ pool: string; result: string }[]>;

@@ -2,7 +2,7 @@
 // `podlease serve` from dist/bin/podlease.js on this Node, on free loopback ports, for the
 // integration tests and bench:webhook (typed for TypeScript by podlease-serve.d.mts). The e2e
 // harness runs it as a managed process and takes PODLEASE_BIN and serveArgs from here.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 import { freePort } from './free-port.mjs';
@@ -46,6 +46,38 @@ export const serveReady = async metricsPort => {
 };
 
 /**
+ * `podlease pools init` with the `--pools` of `args` (if any) and `env`: makes a Redis pool no pod
+ * has used ready, as an operator would where no controller runs. A pool that is initialised
+ * already is fine; a pool with state but no epoch, or a failing command, rejects.
+ * @param {{ args?: readonly string[], env: Record<string, string> }} options
+ * @returns {Promise<{ pool: string, result: string }[]>}
+ */
+export const initPools = async ({ args = [], env }) => {
+  const at = args.indexOf('--pools');
+  const pools = at >= 0 && args[at + 1] !== undefined ? ['--pools', args[at + 1] ?? ''] : [];
+  const full = [PODLEASE_BIN, 'pools', 'init', ...pools, '-o', 'json'];
+  /** @type {string} */
+  const stdout = await new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      full,
+      { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 30_000 },
+      (err, out, errOut) => {
+        // Exit 1 with JSON on stdout: some pool was initialised already (or refused; see below).
+        if (err !== null && out.trim() === '') {
+          reject(new Error(`podlease pools init failed: ${errOut || String(err)}`));
+        } else resolve(out);
+      },
+    );
+  });
+  /** @type {{ pool: string, result: string }[]} */
+  const rows = JSON.parse(stdout);
+  const refused = rows.filter(r => r.result !== 'initialised' && r.result !== 'exists');
+  if (refused.length > 0) throw new Error(`podlease pools init: ${JSON.stringify(refused)}`);
+  return rows;
+};
+
+/**
  * @typedef {object} ServeProcess
  * @property {number} port
  * @property {number} metricsPort
@@ -59,10 +91,12 @@ export const serveReady = async metricsPort => {
  * of PATH and `env` only; resolves once /readyz answers. Rejects when it exits first, or kills it
  * and rejects when it is not ready within 20 s. `stdout: false` discards its stdout (the request
  * log) instead of keeping it for output().
- * @param {{ certDir: string, args: readonly string[], env: Record<string, string>, stdout?: boolean }} options
+ * With REDIS_URL in `env` it first runs `podlease pools init` (initPools) unless `init` is false.
+ * @param {{ certDir: string, args: readonly string[], env: Record<string, string>, stdout?: boolean, init?: boolean }} options
  * @returns {Promise<ServeProcess>}
  */
-export const startServe = async ({ certDir, args, env, stdout = true }) => {
+export const startServe = async ({ certDir, args, env, stdout = true, init = true }) => {
+  if (init && env.REDIS_URL !== undefined) await initPools({ args, env });
   const port = await freePort();
   const metricsPort = await freePort();
   const child = spawn(

@@ -12,6 +12,7 @@ import {
   runCheck,
   runLeases,
   runPools,
+  runPoolsInit,
   runRelease,
   runReserve,
   runUnreserve,
@@ -20,6 +21,8 @@ import {
 import { startServe } from '../cli/serve.js';
 import { usage } from '../cli/usage.js';
 import { loadKubeConfig, NamespaceCache } from '../k8s/namespace-cache.js';
+import { apiPodPresence } from '../k8s/pods.js';
+import type { PodPresence } from '../webhook/admit.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { isPoolError } from '../pool/errors.js';
 import { MemoryLeaseStore } from '../pool/memory-store.js';
@@ -52,7 +55,7 @@ const createStore = async (config: Config, clientName: string): Promise<LeaseSto
 const createNamespaces = (
   config: Config,
   log: Logger,
-): { lookup: NamespaceLookup; stop: () => Promise<void> } => {
+): { lookup: NamespaceLookup; pods?: PodPresence; stop: () => Promise<void> } => {
   const kc = loadKubeConfig(config.kube);
   if (kc === undefined) {
     log.info('no kubeconfig and not in a cluster: namespace annotations are not read');
@@ -60,7 +63,7 @@ const createNamespaces = (
   }
   const cache = new NamespaceCache({ kubeConfig: kc, log: log.child({ component: 'namespaces' }) });
   void cache.start();
-  return { lookup: cache, stop: () => cache.stop() };
+  return { lookup: cache, pods: apiPodPresence(kc), stop: () => cache.stop() };
 };
 
 const serve = async (config: Config): Promise<number> => {
@@ -71,6 +74,7 @@ const serve = async (config: Config): Promise<number> => {
     config,
     store,
     namespaces: namespaces.lookup,
+    pods: namespaces.pods,
     log,
     banner: line => process.stderr.write(`${line}\n`),
   });
@@ -96,7 +100,9 @@ const runStoreCommand = async (config: Config): Promise<number> => {
     const cmd = config.command;
     switch (cmd.name) {
       case 'pools':
-        return await runPools(config, store, io);
+        return cmd.init
+          ? await runPoolsInit(config, store, cmd, io)
+          : await runPools(config, store, io);
       case 'leases':
         return await runLeases(config, store, cmd, io);
       case 'reserve':

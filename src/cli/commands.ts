@@ -93,6 +93,48 @@ export const runPools = async (
   return rows.some(r => r.state.startsWith('error')) ? EXIT.FAILED : EXIT.OK;
 };
 
+type InitOutcome = 'initialised' | 'exists' | 'has-state';
+
+/** One pool of `podlease pools init`: only a pool with no state at all is initialised. */
+const initOne = async (store: LeaseStore, pool: Pool): Promise<InitOutcome> => {
+  if ((await store.epoch(pool)) !== undefined) return 'exists';
+  const [leases, reservations] = await Promise.all([store.leases(pool), store.reservations(pool)]);
+  if (leases.length > 0 || reservations.length > 0) return 'has-state';
+  const result = await store.ensurePool(pool, { initialize: true });
+  return result === 'created' ? 'initialised' : 'exists';
+};
+
+const INIT_TEXT: Readonly<Record<InitOutcome, string>> = {
+  initialised: 'initialised: addresses are handed out from now on',
+  exists: 'refused: the pool is initialised already; nothing changed',
+  'has-state':
+    'refused: the pool has leases or reservations but no epoch (a rebuild is under way or was ' +
+    'interrupted); run `podlease rebuild` with access to the API server instead',
+};
+
+/**
+ * `podlease pools init`: the operator's way to make pools ready where no controller runs (Redis
+ * without an API server). Refuses a pool that exists: initialising over a wiped store that pods
+ * still use would hand out their addresses again; that is a rebuild's job.
+ */
+export const runPoolsInit = async (
+  config: Config,
+  store: LeaseStore,
+  cmd: Cmd<'pools'>,
+  io: CommandIo,
+): Promise<number> => {
+  const pools =
+    cmd.pool !== undefined ? [poolOf(config, cmd.pool)] : [...config.pools.pools.values()];
+  const rows = [];
+  for (const pool of pools) rows.push({ pool: pool.name, result: await initOne(store, pool) });
+  print(io.stdout, config.output, {
+    data: rows,
+    rows: rows.map(r => ({ pool: r.pool, result: INIT_TEXT[r.result] })),
+    columns: ['pool', 'result'],
+  });
+  return rows.every(r => r.result === 'initialised') ? EXIT.OK : EXIT.FAILED;
+};
+
 const podName = (l: LeaseRecord): string | undefined =>
   l.name ?? (l.generateName !== undefined ? `${l.generateName}*` : undefined);
 

@@ -11,10 +11,12 @@ import type { Config, TlsConfig } from '../config/config.js';
 import { formatHostPort } from '../config/parse.js';
 import type { Logger } from '../log/logger.js';
 import { isPoolError } from '../pool/errors.js';
-import type { LeaseStore } from '../pool/store.js';
+import type { Pool } from '../pool/config.js';
+import type { EnsureResult, LeaseStore } from '../pool/store.js';
 import { createOpsApp, createWebhookApp } from '../webhook/app.js';
 import { within } from '../webhook/deadline.js';
 import { createMetrics } from '../webhook/metrics.js';
+import type { PodPresence } from '../webhook/admit.js';
 import type { NamespaceLookup } from '../webhook/namespaces.js';
 import {
   CertificateReloader,
@@ -29,6 +31,8 @@ export interface ServeDeps {
   readonly config: Config;
   readonly store: LeaseStore;
   readonly namespaces: NamespaceLookup;
+  /** Whether a pod exists, from the API server; absent without one. */
+  readonly pods?: PodPresence | undefined;
   readonly log: Logger;
   /** Human-facing lines (the loud memory-store warning); stderr in production. */
   readonly banner: (line: string) => void;
@@ -60,6 +64,22 @@ export const ensureDevCertificates = (tls: TlsConfig, log: Logger): void => {
 const url = (scheme: string, a: AddressInfo): string =>
   `${scheme}://${formatHostPort({ host: a.address, port: a.port })}`;
 
+const logPoolResult = (log: Logger, pool: Pool, result: EnsureResult): void => {
+  if (result === 'uninitialised') {
+    log.warn(
+      { pool: pool.name },
+      `pool ${pool.name} has no state in the store: admission answers 503 until the ` +
+        'controller rebuilds it, or run `podlease pools init` (no pod uses it yet) or ' +
+        '`podlease rebuild`',
+    );
+    return;
+  }
+  log.info(
+    { pool: pool.name, cidr: pool.cidrText, size: pool.layout.size, result },
+    `pool ${pool.name}: ${result}`,
+  );
+};
+
 /**
  * One pass over the pools: lays each out in the store (a changed pools file is laid out again,
  * atomically, keeping every lease). Only the memory store initialises a pool itself; a Redis pool
@@ -77,22 +97,8 @@ const layOutPools = async (deps: ServeDeps, quiet: boolean): Promise<Set<string>
         deps.config.store.timeoutMs * 5,
         'ensurePool',
       );
-      if (result === 'uninitialised') {
-        notReady.add(pool.name);
-        if (!quiet) {
-          deps.log.warn(
-            { pool: pool.name },
-            `pool ${pool.name} has no state in the store: admission answers 503 until the ` +
-              'controller rebuilds it, or run `podlease pools init` (no pod uses it yet) or ' +
-              '`podlease rebuild`',
-          );
-        }
-      } else if (!quiet || result !== 'ready') {
-        deps.log.info(
-          { pool: pool.name, cidr: pool.cidrText, size: pool.layout.size, result },
-          `pool ${pool.name}: ${result}`,
-        );
-      }
+      if (result === 'uninitialised') notReady.add(pool.name);
+      if (!quiet || result === 'relaid') logPoolResult(deps.log, pool, result);
     } catch (err) {
       if (isPoolError(err) && !err.retryable) throw err;
       notReady.add(pool.name);
@@ -122,6 +128,7 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
     store,
     pools: config.pools,
     namespaces: deps.namespaces,
+    pods: deps.pods,
     config: serve.webhook,
     log: log.child({ component: 'webhook' }),
     metrics,

@@ -3,7 +3,9 @@ import { COMMANDS, commandFlags, envName, type CommandName } from '../config/con
 
 const SUMMARY: Readonly<Record<CommandName, string>> = {
   serve: 'run the admission webhook (HTTPS /mutate, /validate; HTTP /metrics, /healthz, /readyz)',
-  pools: 'list the pools with their size, leased and free addresses',
+  pools:
+    'list the pools with their size, leased and free addresses; `pools init [--pool P]` ' +
+    'initialises pools no pod has used yet (Redis without an API server)',
   leases: 'list leases [--pool P] [--namespace N]',
   reserve: 'reserve a sticky address: --pool P --key ns/sts/N [--ip X]',
   release: 'release a lease: --pool P --lease ID (or --lease P/ID)',

@@ -84,7 +84,7 @@ export interface ServeConfig {
 
 export type CommandConfig =
   | { readonly name: 'serve' }
-  | { readonly name: 'pools' }
+  | { readonly name: 'pools'; readonly init: boolean; readonly pool?: string | undefined }
   | {
       readonly name: 'leases';
       readonly pool?: string | undefined;
@@ -171,7 +171,7 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
 
 const COMMAND_FLAGS: Readonly<Record<CommandName, Readonly<Record<string, FlagSpec>>>> = {
   serve: SERVE_FLAGS,
-  pools: {},
+  pools: { pool: arg('only this pool (pools init: initialise only this one)') },
   leases: { pool: arg('only this pool'), namespace: arg('only pods of this namespace') },
   reserve: {
     pool: arg('pool'),
@@ -474,6 +474,12 @@ const loadRelease = (look: Lookup, pools: PoolSet | undefined): CommandConfig =>
 
 const loadCommand = (tokens: Tokens, look: Lookup, pools: PoolSet | undefined): CommandConfig => {
   switch (tokens.command) {
+    case 'pools':
+      return {
+        name: 'pools',
+        init: tokens.positional[0] === 'init',
+        pool: requirePool(look, pools, false),
+      };
     case 'leases':
       return {
         name: 'leases',
@@ -529,8 +535,12 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
     const topic = tokens.command === 'help' ? tokens.positional[0] : tokens.command;
     return helpConfig(topic, look, env);
   }
-  if (tokens.command !== 'help' && tokens.positional.length > 0) {
-    issues.push(`unexpected argument(s): ${tokens.positional.join(' ')}`);
+  const extra =
+    tokens.command === 'pools' && tokens.positional[0] === 'init'
+      ? tokens.positional.slice(1)
+      : tokens.positional;
+  if (tokens.command !== 'help' && extra.length > 0) {
+    issues.push(`unexpected argument(s): ${extra.join(' ')}`);
   }
   const store = loadStore(look, env);
   const loaded = loadPools(look, io);

@@ -145,7 +145,7 @@ export class PoolRecoveringError extends PoolError {
   constructor(pool: string) {
     super(
       `pool "${pool}" is not ready: its state in the store is missing (a first install, or a wiped ` +
-        'or restarted Redis) and no address is handed out until it is rebuilt from the pods\' ' +
+        "or restarted Redis) and no address is handed out until it is rebuilt from the pods' " +
         'annotations; the controller does this (podlease serve with an API server), or run ' +
         '`podlease rebuild`, or for a store no pod has used `podlease pools init`; retry in a few seconds',
     );
@@ -213,9 +213,6 @@ export class LeaseIdExistsError extends PoolError {
 export class StoreConfigError extends PoolError {
   readonly code = 'STORE_CONFIG' as const;
   readonly retryable = false;
-  constructor(message: string) {
-    super(message);
-  }
 }
 
 /** A sticky key is already reserved to another address. */

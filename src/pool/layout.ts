@@ -133,7 +133,11 @@ export const indexRuns = (from: Layout, to: Layout): IndexRun[] => {
     const lo = s.first > t.first ? s.first : t.first;
     const hi = sLast < tLast ? sLast : tLast;
     if (lo <= hi) {
-      runs.push([s.offset + Number(lo - s.first), Number(hi - lo) + 1, t.offset + Number(lo - t.first)]);
+      runs.push([
+        s.offset + Number(lo - s.first),
+        Number(hi - lo) + 1,
+        t.offset + Number(lo - t.first),
+      ]);
     }
     if (sLast < tLast) a++;
     else b++;

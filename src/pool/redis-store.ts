@@ -90,12 +90,7 @@ const toHolder = (type: unknown, value: unknown): Holder => {
 };
 
 /** A record as the API shows it; `layout` is the one its index refers to (the stored one). */
-const fromStored = (
-  pool: Pool,
-  layout: Layout,
-  id: string,
-  r: StoredRecord,
-): LeaseRecord => ({
+const fromStored = (pool: Pool, layout: Layout, id: string, r: StoredRecord): LeaseRecord => ({
   id,
   pool: pool.name,
   ip: indexToIp(layout, r.i) ?? `?index ${r.i}`,
@@ -119,6 +114,29 @@ const recordJson = (fields: Omit<StoredRecord, 'i'>): string => {
   }
   return JSON.stringify(compact);
 };
+
+const flag = (b: boolean | undefined): string => (b === true ? '1' : '0');
+
+/** ARGV of allocate-8.lua in "lease" mode. */
+const allocateArgs = (
+  req: AllocateRequest,
+  wanted: number,
+  rec: Omit<StoredRecord, 'i'>,
+): ScriptArg[] => [
+  req.pool.layout.hash,
+  'lease',
+  req.leaseId,
+  wanted,
+  req.stickyKey ?? '',
+  recordJson(rec),
+  rec.e ?? 0,
+  flag(req.dryRun),
+  req.pod.namespace,
+  req.pod.name ?? '',
+  req.requestUid ?? '',
+  req.attempt ?? '',
+  flag(req.replacePending),
+];
 
 export class RedisLeaseStore implements LeaseStore {
   readonly kind = 'redis' as const;
@@ -233,21 +251,7 @@ export class RedisLeaseStore implements LeaseStore {
       q: req.requestUid,
       t: req.attempt,
     };
-    const r = await this.#script('allocate', this.#poolKeys(pool), [
-      pool.layout.hash,
-      'lease',
-      req.leaseId,
-      wanted,
-      req.stickyKey ?? '',
-      recordJson(rec),
-      expiresAt,
-      req.dryRun === true ? '1' : '0',
-      req.pod.namespace,
-      req.pod.name ?? '',
-      req.requestUid ?? '',
-      req.attempt ?? '',
-      req.replacePending === true ? '1' : '0',
-    ]);
+    const r = await this.#script('allocate', this.#poolKeys(pool), allocateArgs(req, wanted, rec));
     const index = this.#allocationIndex(pool, r, req.ip, req.leaseId);
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
@@ -371,11 +375,7 @@ export class RedisLeaseStore implements LeaseStore {
   async leases(pool: Pool): Promise<LeaseRecord[]> {
     const keys = this.#poolKeys(pool);
     const [meta, all] = await this.#do(() =>
-      this.#client
-        .multi()
-        .hmGet(keys.meta, ['layout', 'segments'])
-        .hGetAll(keys.leases)
-        .exec(),
+      this.#client.multi().hmGet(keys.meta, ['layout', 'segments']).hGetAll(keys.leases).exec(),
     );
     const layout = this.#layoutFromMeta(pool, meta);
     return Object.entries(all as unknown as Record<string, string>).map(([id, json]) =>

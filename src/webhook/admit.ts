@@ -115,24 +115,24 @@ const allocateOne = async (
   claim: Claim,
   ctx: AdmitContext,
 ): Promise<Allocation> => {
-  const allocate = (replacePending: boolean): Promise<Allocation> =>
-    within(
-      ctx.store.allocate({
-        pool: claim.pool,
-        leaseId: ctx.leaseId,
-        pod: plan.pod,
-        ttlMs: ctx.leaseTtlMs,
-        ip: claim.ip,
-        stickyKey: claim.stickyKey,
-        dryRun: ctx.dryRun,
-        now: ctx.now(),
-        requestUid: ctx.requestUid,
-        attempt: ctx.attempt,
-        replacePending,
-      }),
-      ctx.deadline.remainingMs(),
-      `allocate in pool "${claim.pool.name}"`,
-    );
+  const calls: Promise<Allocation>[] = [];
+  const allocate = (replacePending: boolean): Promise<Allocation> => {
+    const call = ctx.store.allocate({
+      pool: claim.pool,
+      leaseId: ctx.leaseId,
+      pod: plan.pod,
+      ttlMs: ctx.leaseTtlMs,
+      ip: claim.ip,
+      stickyKey: claim.stickyKey,
+      dryRun: ctx.dryRun,
+      now: ctx.now(),
+      requestUid: ctx.requestUid,
+      attempt: ctx.attempt,
+      replacePending,
+    });
+    calls.push(call);
+    return within(call, ctx.deadline.remainingMs(), `allocate in pool "${claim.pool.name}"`);
+  };
   try {
     try {
       return await allocate(false);
@@ -144,17 +144,22 @@ const allocateOne = async (
       // does not exist (its create was rejected after mutation, or it is gone). A running pod of
       // that name keeps its address: this CREATE fails with AlreadyExists anyway.
       const name = plan.pod.name ?? '';
-      const exists = await ctx.pods?.exists(
-        plan.pod.namespace,
-        name,
-        ctx.deadline.remainingMs(),
-      );
+      const exists = await ctx.pods?.exists(plan.pod.namespace, name, ctx.deadline.remainingMs());
       if (exists === true) throw err;
       return await allocate(true);
     }
   } catch (err) {
     if (!ctx.dryRun && outcomeUnknown(err)) {
-      void releaseAttempt(claim.pool, ctx, `allocation failed: ${String(err)}`);
+      const why = `allocation failed: ${err instanceof Error ? err.message : String(err)}`;
+      // At once (on one connection the release runs after the allocation it follows), and again
+      // if a call the deadline gave up on answers later after all.
+      void releaseAttempt(claim.pool, ctx, why);
+      for (const call of calls) {
+        call.then(
+          () => void releaseAttempt(claim.pool, ctx, 'the allocation answered after the deadline'),
+          () => undefined,
+        );
+      }
     }
     throw err;
   }
@@ -176,12 +181,10 @@ export const allocatePlan = async (plan: LeasePlan, ctx: AdmitContext): Promise<
   const done = settled.flatMap(s => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = settled.find(s => s.status === 'rejected');
   if (failed !== undefined) {
-    if (!ctx.dryRun) {
-      for (const a of done) {
-        const pool = plan.claims.find(c => c.pool.name === a.lease.pool)?.pool;
-        if (pool !== undefined) void releaseAttempt(pool, ctx, 'a sibling claim was denied');
-      }
-    }
+    const taken = ctx.dryRun
+      ? []
+      : plan.claims.filter(c => done.some(a => a.lease.pool === c.pool.name));
+    for (const c of taken) void releaseAttempt(c.pool, ctx, 'a sibling claim was denied');
     throw failed.reason;
   }
   return done;

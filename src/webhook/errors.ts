@@ -85,3 +85,9 @@ export type AnyWebhookError =
   | OwnedAnnotationChangeError;
 
 export const isWebhookError = (err: unknown): err is AnyWebhookError => err instanceof WebhookError;
+
+/** The API server could not say whether a pod exists (needed before replacing its lease). */
+export class PodLookupError extends WebhookError {
+  readonly code = 'POD_LOOKUP_FAILED' as const;
+  readonly status = 503;
+}

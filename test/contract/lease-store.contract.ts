@@ -359,7 +359,10 @@ export const describeLeaseStoreContract = (
       await expect(lease(p, { ...pg0, replacePending: true })).rejects.toThrow(
         'held by pod db/pg-0',
       );
-      expect(await h.store.release(p, id)).toMatchObject({ released: true, keptByReservation: true });
+      expect(await h.store.release(p, id)).toMatchObject({
+        released: true,
+        keptByReservation: true,
+      });
       const sticky = await lease(p, pg0);
       expect(sticky).toMatchObject({ reused: true });
       expect(sticky.lease.ip).toBe('10.99.12.1');
@@ -452,7 +455,10 @@ export const describeLeaseStoreContract = (
       const a = await lease(p);
       const b = await lease(p, { stickyKey: 'n/s/0', pod: { namespace: 'n', name: 's-0' } });
       // Another replica's pools file (not laid out): reads, release and unreserve still agree.
-      const other = reconfigure(p, { cidr: '10.99.17.0/24', ranges: ['10.99.17.100-10.99.17.120'] });
+      const other = reconfigure(p, {
+        cidr: '10.99.17.0/24',
+        ranges: ['10.99.17.100-10.99.17.120'],
+      });
       expect((await h.store.leases(other)).map(l => l.ip).sort()).toEqual([
         '10.99.17.10',
         '10.99.17.11',

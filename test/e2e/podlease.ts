@@ -34,7 +34,7 @@ import { promisify } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
 
-import { PODLEASE_BIN, serveArgs } from '../../scripts/lib/podlease-serve.mjs';
+import { initPools, PODLEASE_BIN, serveArgs } from '../../scripts/lib/podlease-serve.mjs';
 import type { PoolStats } from '../../src/pool/store.js';
 import { issueCertificate } from './cluster/certs.js';
 import {
@@ -313,6 +313,8 @@ export async function startPodlease(opts: PodleaseOptions): Promise<Podlease> {
   };
 
   try {
+    // No controller runs here (--controller off): the operator's `pools init` makes the pools ready.
+    await initPools({ args: ['--pools', poolsPath], env: { REDIS_URL: opts.redisUrl } });
     proc = startProcess(
       'podlease serve',
       process.execPath,

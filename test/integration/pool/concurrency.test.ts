@@ -90,6 +90,7 @@ describe.skipIf(skip !== '')(
         lease,
         reused: false,
         dryRun: false,
+        retried: false,
       }));
       const toRelease = live.slice(0, 5_000);
       const toBind = live.slice(5_000, 10_000);

@@ -49,8 +49,14 @@ const devPool = (h: Harness): Pool => {
 };
 
 /** The pod's annotations after podlease's patch. */
-const admitted = async (h: Harness, name: Captured): Promise<Record<string, string>> => {
+const admitted = async (
+  h: Harness,
+  name: Captured,
+  uid?: string,
+): Promise<Record<string, string>> => {
   const review = captured(name);
+  // Another request uid is another admission; the same uid is an API server retry.
+  if (uid !== undefined) review.request.uid = uid;
   const { review: answer, outcome } = await handleMutate(review, {}, h.deps);
   expect(outcome).toBe('allowed');
   expect(answer.response).toMatchObject({
@@ -103,7 +109,7 @@ describe('captured AdmissionReviews (kube-apiserver v1.34.4)', () => {
       stickyKey: `${NAMESPACE}/db/0`,
     });
     await admitted(h, 'create-pod-deployment');
-    const again = await admitted(h, 'create-pod-statefulset');
+    const again = await admitted(h, 'create-pod-statefulset', 'a-later-admission');
     expect(again['podlease.io/ip']).toBe(first['podlease.io/ip']);
     expect(again['podlease.io/lease']).not.toBe(first['podlease.io/lease']);
   });

@@ -52,13 +52,16 @@ describe('handleMutate', () => {
         decodePatch((await handleMutate(loadReview('create-pod-statefulset'), {}, h.deps)).review),
       ) ?? {};
     await handleMutate(loadReview('create-pod-deployment'), {}, h.deps);
+    // A new admission (another request uid): the pod of the first one is gone.
+    const review = withUid(loadReview('create-pod-statefulset'), 'second-admission');
     const second =
-      applyAnnotationPatch(
-        {},
-        decodePatch((await handleMutate(loadReview('create-pod-statefulset'), {}, h.deps)).review),
-      ) ?? {};
+      applyAnnotationPatch({}, decodePatch((await handleMutate(review, {}, h.deps)).review)) ?? {};
     expect(second['podlease.io/ip']).toBe(first['podlease.io/ip']);
     expect(second['podlease.io/lease']).not.toBe(first['podlease.io/lease']);
+    // A retry of the second admission (same uid) gets the very same lease.
+    const retry =
+      applyAnnotationPatch({}, decodePatch((await handleMutate(review, {}, h.deps)).review)) ?? {};
+    expect(retry['podlease.io/lease']).toBe(second['podlease.io/lease']);
   });
 
   it('replaces a forged podlease.io/lease and removes forged keys', async () => {
@@ -356,3 +359,10 @@ describe('handleValidate', () => {
     ).toBe(true);
   });
 });
+
+/** The review with another request uid: a new admission, not a retry. */
+function withUid<T>(review: T, uid: string): T {
+  const r = review as { request?: { uid?: string } };
+  if (r.request !== undefined) r.request.uid = uid;
+  return review;
+}
