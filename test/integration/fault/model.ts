@@ -1,0 +1,459 @@
+/**
+ * A seeded, randomised fault run of the lease protocol against a real redis-server: several
+ * webhook replicas (each its own RedisLeaseStore connection and pools file) take concurrent
+ * dynamic, static, sticky and ip-list admissions, API server retries (same request uid) and
+ * duplicate CREATEs, while a simulated controller binds, releases and expires, replicas switch
+ * pools files (relayout during allocation), and Redis is stalled with SIGSTOP / SIGCONT so
+ * answers come late. After every step the store is checked against a model of the cluster:
+ *
+ * - no address is held by two live pods, and no two store leases share an address;
+ * - every pod the API server created holds its acknowledged lease, with its address;
+ * - nothing is left behind: every store lease belongs to a live pod, or to an admission the API
+ *   server rejected after mutation (the controller's expiry releases those);
+ * - counters are exact: leased = distinct addresses held by leases and reservations.
+ */
+import { randomUUID } from 'node:crypto';
+import { silentLogger } from '../../../src/log/logger.js';
+import { toPoolSet, type Pool, type PoolSet } from '../../../src/pool/config.js';
+import { isPoolError } from '../../../src/pool/errors.js';
+import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
+import { DEFAULTS } from '../../../src/config/config.js';
+import type { PodPresence } from '../../../src/webhook/admit.js';
+import { handleMutate, type WebhookDeps } from '../../../src/webhook/handlers.js';
+import { NO_NAMESPACES } from '../../../src/webhook/namespaces.js';
+import { applyAnnotationPatch } from '../../../src/webhook/patch.js';
+import type { AdmissionReview, PatchOperation } from '../../../src/webhook/types.js';
+
+/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+export const rng = (seed: number): (() => number) => {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+};
+
+const POOL = 'fault';
+const NS = 'fault';
+const STS_CREATOR = 'system:serviceaccount:kube-system:statefulset-controller';
+/** Pools files the replicas switch between; each keeps .40–.59 (ip-list, static) allocatable. */
+const VARIANTS = [
+  { cidr: '10.77.0.0/26', ranges: ['10.77.0.10-10.77.0.62'] },
+  { cidr: '10.77.0.0/26', ranges: ['10.77.0.10-10.77.0.62'], exclude: ['10.77.0.12'] },
+  { cidr: '10.77.0.0/26', ranges: ['10.77.0.4-10.77.0.62'] },
+];
+const IP_LISTS = ['10.77.0.40,10.77.0.41,10.77.0.42', '10.77.0.50,10.77.0.51,10.77.0.52'];
+const STATIC_IPS = ['10.77.0.45', '10.77.0.46'];
+
+const poolsOf = (variant: number): PoolSet => {
+  const v = VARIANTS[variant] ?? VARIANTS[0];
+  return toPoolSet({ pools: [{ name: POOL, default: true, ...v }] });
+};
+const poolOf = (set: PoolSet): Pool => {
+  const p = set.pools.get(POOL);
+  if (p === undefined) throw new Error('fault pool missing');
+  return p;
+};
+
+interface LivePod {
+  readonly name: string;
+  readonly uid: string;
+  readonly leaseId: string;
+  readonly ip: string;
+  bound: boolean;
+  readonly stickyKey?: string | undefined;
+}
+
+interface Replica {
+  readonly store: RedisLeaseStore;
+  variant: number;
+  deps: WebhookDeps;
+}
+
+type PodKind = 'dynamic' | 'sticky' | 'iplist' | 'static';
+
+interface Admission {
+  readonly review: AdmissionReview;
+  readonly kind: PodKind;
+  readonly name: string | undefined;
+}
+
+export interface FaultOptions {
+  readonly seed: number;
+  readonly steps: number;
+  readonly redisUrl: string;
+  /** SIGSTOP / SIGCONT of the redis-server process. */
+  readonly stall: (stopped: boolean) => void;
+  readonly replicas?: number;
+}
+
+export interface FaultResult {
+  readonly allowed: number;
+  readonly denied: number;
+  readonly stalls: number;
+  readonly relayouts: number;
+  readonly retries: number;
+  readonly duplicates: number;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms));
+
+/** One fault run; throws an Error naming the seed, the step and the broken invariant. */
+export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => {
+  const random = rng(opts.seed);
+  const pick = <T>(xs: readonly T[]): T => {
+    const x = xs[Math.floor(random() * xs.length)];
+    if (x === undefined) throw new Error('pick from an empty list');
+    return x;
+  };
+  const live = new Map<string, LivePod>();
+  /** Lease ids of admissions allowed whose pod the API server then rejected. */
+  const orphans = new Set<string>();
+  /** Model of the sticky reservations: key -> address. */
+  const reserved = new Map<string, string>();
+  let ipListVersion = 0;
+  const counts = { allowed: 0, denied: 0, stalls: 0, relayouts: 0, retries: 0, duplicates: 0 };
+  let step = 0;
+  const fail = (what: string): never => {
+    throw new Error(`fault seed ${opts.seed}, step ${step}: ${what}`);
+  };
+
+  const pods: PodPresence = {
+    exists: (_ns, name) => Promise.resolve([...live.values()].some(p => p.name === name)),
+  };
+  const depsFor = (store: RedisLeaseStore, variant: number): WebhookDeps => ({
+    store,
+    pools: poolsOf(variant),
+    namespaces: NO_NAMESPACES,
+    config: {
+      leaseTtlMs: DEFAULTS.leaseTtlMs,
+      storeTimeoutMs: 250,
+      bodyLimitBytes: 1 << 20,
+      serviceAccount: DEFAULTS.serviceAccount,
+    },
+    log: silentLogger(),
+    pods,
+    cleanupBudgetMs: 15_000,
+  });
+  const replicas: Replica[] = [];
+  for (let r = 0; r < (opts.replicas ?? 3); r++) {
+    const store = await RedisLeaseStore.connect({ url: opts.redisUrl, commandTimeoutMs: 250 });
+    replicas.push({ store, variant: 0, deps: depsFor(store, 0) });
+  }
+  const admin = replicas[0];
+  if (admin === undefined) throw new Error('no replica');
+  await admin.store.dropPool(POOL);
+  await admin.store.ensurePool(poolOf(poolsOf(0)), { initialize: true });
+
+  const review = (a: {
+    uid?: string;
+    name?: string;
+    annotations?: Record<string, string>;
+    labels?: Record<string, string>;
+    sts?: string;
+    username?: string;
+  }): AdmissionReview =>
+    ({
+      apiVersion: 'admission.k8s.io/v1',
+      kind: 'AdmissionReview',
+      request: {
+        uid: a.uid ?? randomUUID(),
+        kind: { group: '', version: 'v1', kind: 'Pod' },
+        resource: { group: '', version: 'v1', resource: 'pods' },
+        operation: 'CREATE',
+        namespace: NS,
+        userInfo: {
+          username: a.username ?? 'system:serviceaccount:kube-system:replicaset-controller',
+        },
+        dryRun: false,
+        object: {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            ...(a.name === undefined ? { generateName: 'dep-' } : { name: a.name }),
+            namespace: NS,
+            annotations: a.annotations ?? {},
+            labels: a.labels ?? {},
+            ownerReferences:
+              a.sts === undefined
+                ? []
+                : [
+                    {
+                      apiVersion: 'apps/v1',
+                      kind: 'StatefulSet',
+                      name: a.sts,
+                      uid: `uid-${a.sts}`,
+                      controller: true,
+                    },
+                  ],
+          },
+          spec: { containers: [{ name: 'c', image: 'x' }] },
+        },
+      },
+    }) as unknown as AdmissionReview;
+
+  const freeName = (prefix: string, n: number): string | undefined => {
+    for (let i = 0; i < n; i++) {
+      const name = `${prefix}-${(i + Math.floor(random() * n)) % n}`;
+      if (!live.has(name)) return name;
+    }
+    return undefined;
+  };
+
+  /** A CREATE of pod `name` of this kind (dynamic pods have no name: generateName). */
+  const admissionFor = (kind: PodKind, name: string | undefined): Admission => {
+    if (kind === 'dynamic' || name === undefined)
+      return { kind, name: undefined, review: review({}) };
+    if (kind === 'static') {
+      const ip = STATIC_IPS[Number(name.slice('static-'.length))] ?? '';
+      return { kind, name, review: review({ name, annotations: { 'podlease.io/static-ip': ip } }) };
+    }
+    const sts = kind === 'sticky' ? 'web' : 'kafka';
+    const annotations: Record<string, string> =
+      kind === 'sticky'
+        ? { 'podlease.io/sticky': 'true' }
+        : { 'podlease.io/ip-list': IP_LISTS[ipListVersion] ?? '' };
+    const labels = { 'apps.kubernetes.io/pod-index': name.slice(sts.length + 1) };
+    return {
+      kind,
+      name,
+      review: review({ name, sts, annotations, labels, username: STS_CREATOR }),
+    };
+  };
+
+  const newAdmission = (): Admission => {
+    const kind = pick<PodKind>(['dynamic', 'dynamic', 'dynamic', 'sticky', 'iplist', 'static']);
+    if (kind === 'sticky') return admissionFor(kind, freeName('web', 3) ?? 'web-0');
+    if (kind === 'iplist') return admissionFor(kind, freeName('kafka', 3) ?? 'kafka-0');
+    if (kind === 'static')
+      return admissionFor(kind, `static-${Math.floor(random() * STATIC_IPS.length)}`);
+    return admissionFor(kind, undefined);
+  };
+
+  const annotationsOf = (answer: AdmissionReview): Record<string, string> => {
+    const patch = answer.response?.patch;
+    if (patch === undefined) return {};
+    const ops = JSON.parse(Buffer.from(patch, 'base64').toString()) as PatchOperation[];
+    return applyAnnotationPatch({}, ops) ?? {};
+  };
+
+  /** The API server's side: an allowed pod is created (or, now and then, rejected after mutation). */
+  const created = (a: Admission, answer: AdmissionReview): void => {
+    const ann = annotationsOf(answer);
+    const lease = ann['podlease.io/lease'] ?? fail('allowed without a lease annotation');
+    const ip = ann['podlease.io/ip'] ?? fail('allowed without an address');
+    const leaseId = lease.slice(lease.indexOf('/') + 1);
+    if (a.name !== undefined && live.has(a.name)) {
+      // AlreadyExists: the API server rejects this CREATE; its lease must not have voided the
+      // running pod's.
+      orphans.add(leaseId);
+      return;
+    }
+    if (random() < 0.1) {
+      orphans.add(leaseId); // a later webhook or a quota rejected the pod
+      return;
+    }
+    const name = a.name ?? `dep-${randomUUID().slice(0, 8)}`;
+    const stickyKey =
+      a.kind === 'sticky' || a.kind === 'iplist'
+        ? `${NS}/${name.replace(/-(\d+)$/, '/$1')}`
+        : undefined;
+    if (stickyKey !== undefined) {
+      const before = reserved.get(stickyKey);
+      if (before !== undefined && before !== ip && a.kind === 'sticky') {
+        fail(`sticky ${stickyKey} was ${before}, admitted with ${ip}`);
+      }
+      reserved.set(stickyKey, ip);
+    }
+    live.set(name, { name, uid: randomUUID(), leaseId, ip, bound: false, stickyKey });
+  };
+
+  const admit = async (
+    replica: Replica,
+    a: Admission,
+    apiTimeoutMs?: number,
+  ): Promise<AdmissionReview> => {
+    const { review: answer } = await handleMutate(a.review, { apiTimeoutMs }, replica.deps);
+    if (answer.response?.allowed === true) {
+      counts.allowed++;
+      created(a, answer);
+    } else {
+      counts.denied++;
+      const code = answer.response?.status?.code ?? 0;
+      if (code === 500) fail(`internal error: ${answer.response?.status?.message ?? ''}`);
+    }
+    return answer;
+  };
+
+  const pool = (): Pool => poolOf(admin.deps.pools);
+
+  const checkInvariants = async (settle: boolean): Promise<void> => {
+    const deadline = Date.now() + (settle ? 20_000 : 0);
+    for (;;) {
+      const problem = await findProblem();
+      if (problem === undefined) return;
+      if (Date.now() >= deadline) fail(problem);
+      await sleep(100);
+    }
+  };
+
+  const findProblem = async (): Promise<string | undefined> => {
+    const p = pool();
+    const [leases, reservations, stats] = await Promise.all([
+      admin.store.leases(p),
+      admin.store.reservations(p),
+      admin.store.stats(p),
+    ]);
+    const liveIps = [...live.values()].map(x => x.ip);
+    if (new Set(liveIps).size !== liveIps.length)
+      return `two live pods share an address: ${liveIps.join(',')}`;
+    const storeIps = leases.map(l => l.ip);
+    if (new Set(storeIps).size !== storeIps.length) return 'two store leases share an address';
+    const byId = new Map(leases.map(l => [l.id, l]));
+    for (const pod of live.values()) {
+      const l = byId.get(pod.leaseId);
+      if (l === undefined)
+        return `pod ${pod.name} lost its acknowledged lease ${pod.leaseId} (${pod.ip})`;
+      if (l.ip !== pod.ip) return `pod ${pod.name} has ${pod.ip} but its lease says ${l.ip}`;
+    }
+    const expected = new Set([...[...live.values()].map(x => x.leaseId), ...orphans]);
+    const leaked = leases.filter(l => !expected.has(l.id));
+    if (leaked.length > 0) {
+      return `${leaked.length} lease(s) left behind by admissions not allowed: ${leaked.map(l => `${l.id}=${l.ip}`).join(', ')}`;
+    }
+    for (const [key, ip] of reserved) {
+      const r = reservations.find(x => x.key === key);
+      if (r === undefined) return `reservation ${key} (${ip}) is gone`;
+      if (r.ip !== ip) return `reservation ${key} is ${r.ip}, the model says ${ip}`;
+    }
+    const held = new Set([...storeIps, ...reservations.map(r => r.ip)]);
+    if (stats.leased !== held.size)
+      return `stats.leased ${stats.leased}, distinct held ${held.size}`;
+    if (stats.free !== stats.size - held.size) return `stats.free ${stats.free} is not size - held`;
+    return undefined;
+  };
+
+  const controllerBind = async (): Promise<void> => {
+    const unbound = [...live.values()].filter(x => !x.bound);
+    if (unbound.length === 0) return;
+    const pod = pick(unbound);
+    await admin.store.bind(pool(), pod.leaseId, { namespace: NS, name: pod.name, uid: pod.uid });
+    pod.bound = true;
+  };
+
+  const controllerDelete = async (): Promise<void> => {
+    if (live.size === 0) return;
+    const pod = pick([...live.values()]);
+    const r = await admin.store.release(pool(), pod.leaseId, pod.bound ? { uid: pod.uid } : {});
+    if (!r.released)
+      fail(`release of live pod ${pod.name} (${pod.leaseId}) freed nothing: ${r.reason ?? ''}`);
+    live.delete(pod.name);
+  };
+
+  const controllerExpire = async (): Promise<void> => {
+    for (const id of [...orphans]) {
+      await admin.store.release(pool(), id, { onlyIfPending: true });
+      orphans.delete(id);
+    }
+  };
+
+  const relayout = async (): Promise<void> => {
+    counts.relayouts++;
+    const r = pick(replicas);
+    const variant = pick([0, 1, 2].filter(v => v !== r.variant));
+    // Other replicas keep admitting while this one lays the pool out again.
+    const others = replicas.filter(x => x !== r);
+    const during = Promise.all(
+      others.flatMap(o => [admit(o, newAdmission()), admit(o, newAdmission())]),
+    );
+    try {
+      await r.store.ensurePool(poolOf(poolsOf(variant)), { initialize: false });
+      for (const x of replicas) {
+        x.variant = variant;
+        x.deps = depsFor(x.store, variant);
+      }
+    } catch (err) {
+      if (!isPoolError(err) || err.code !== 'POOL_SHRINK_REFUSED') throw err;
+    }
+    await during;
+  };
+
+  const stall = async (): Promise<void> => {
+    counts.stalls++;
+    const batch = Array.from({ length: 4 + Math.floor(random() * 8) }, () => ({
+      replica: pick(replicas),
+      a: newAdmission(),
+    }));
+    opts.stall(true);
+    const answers = Promise.all(batch.map(b => admit(b.replica, b.a)));
+    await sleep(300 + Math.floor(random() * 1200));
+    opts.stall(false);
+    await answers;
+  };
+
+  const retryTwice = async (): Promise<void> => {
+    counts.retries++;
+    const r = pick(replicas);
+    const a = newAdmission();
+    const first = await admit(r, a);
+    // The API server retries the same call (same uid), perhaps on another replica.
+    const { review: again } = await handleMutate(a.review, {}, pick(replicas).deps);
+    const l1 = annotationsOf(first)['podlease.io/lease'];
+    const l2 = annotationsOf(again)['podlease.io/lease'];
+    if (first.response?.allowed === true && again.response?.allowed === true && l1 !== l2) {
+      fail(`a retried admission (same uid) got a second lease: ${l1 ?? ''} then ${l2 ?? ''}`);
+    }
+  };
+
+  const duplicateCreate = async (): Promise<void> => {
+    const named = [...live.values()].filter(
+      x => x.stickyKey !== undefined || x.name.startsWith('static-'),
+    );
+    if (named.length === 0) return;
+    counts.duplicates++;
+    const pod = pick(named);
+    const kind: PodKind = pod.name.startsWith('web')
+      ? 'sticky'
+      : pod.name.startsWith('kafka')
+        ? 'iplist'
+        : 'static';
+    const answer = await admit(pick(replicas), admissionFor(kind, pod.name));
+    if (answer.response?.allowed === true) {
+      fail(`a duplicate CREATE of running pod ${pod.name} was allowed (its address taken over)`);
+    }
+  };
+
+  const ops: [number, () => Promise<unknown>][] = [
+    [30, () => Promise.all(Array.from({ length: 3 }, () => admit(pick(replicas), newAdmission())))],
+    [8, controllerBind],
+    [10, controllerDelete],
+    [4, controllerExpire],
+    [3, relayout],
+    [2, stall],
+    [4, retryTwice],
+    [4, duplicateCreate],
+    [
+      1,
+      () => {
+        ipListVersion = (ipListVersion + 1) % IP_LISTS.length;
+        return Promise.resolve();
+      },
+    ],
+  ];
+  const total = ops.reduce((n, [w]) => n + w, 0);
+  try {
+    for (step = 0; step < opts.steps; step++) {
+      let x = random() * total;
+      const op = ops.find(([w]) => (x -= w) < 0) ?? ops[0];
+      await op?.[1]();
+      await checkInvariants(true);
+    }
+  } finally {
+    opts.stall(false);
+    for (const r of replicas) await r.store.close();
+  }
+  return counts;
+};
