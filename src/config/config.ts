@@ -20,6 +20,7 @@ export const DEFAULTS = {
   tlsKey: 'certs/tls.key',
   tlsReloadIntervalMs: 10_000,
   leaseTtlMs: DEFAULT_LEASE_TTL_MS,
+  pendingTakeoverMs: 30_000,
   storeTimeoutMs: 2_000,
   bodyLimitBytes: 8 * 1_048_576,
   serviceAccount: 'system:serviceaccount:podlease:podlease',
@@ -60,6 +61,11 @@ export interface WebhookConfig {
   readonly bodyLimitBytes: number;
   /** The username of podlease's own service account: the only one allowed to change owned annotations. */
   readonly serviceAccount: string;
+  /**
+   * A pending lease made for a pod name may be taken over by a new admission of that name only
+   * once it is this old (and the pod does not exist): an older create may still be in flight.
+   */
+  readonly pendingTakeoverMs?: number | undefined;
 }
 
 export interface TlsConfig {
@@ -161,6 +167,9 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'tls-reload-interval': v('how often the certificate files are checked, e.g. 10s'),
   controller: v('auto | on | off: run the controller (later issue)'),
   'lease-ttl': v('how long a pending lease waits to be bound, e.g. 15m'),
+  'pending-takeover-after': v(
+    'age after which a pending lease of a pod name that does not exist may go to a new pod of that name, e.g. 30s',
+  ),
   'body-limit': v('largest AdmissionReview body accepted, e.g. 8Mi'),
   'service-account': v(
     `username allowed to change podlease annotations (default ${DEFAULTS.serviceAccount})`,
@@ -405,6 +414,7 @@ const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
     controller: look.oneOf<ControllerMode>('controller', ['auto', 'on', 'off'], 'auto'),
     webhook: {
       leaseTtlMs: duration('lease-ttl', DEFAULTS.leaseTtlMs),
+      pendingTakeoverMs: duration('pending-takeover-after', DEFAULTS.pendingTakeoverMs),
       storeTimeoutMs,
       bodyLimitBytes: look.parsed(
         'body-limit',

@@ -471,6 +471,7 @@ const replaceable = (st: PoolState, req: AllocateRequest, holderId: string, forK
   const h = st.leases.get(holderId);
   if (h === undefined) return true;
   if (h.state !== 'pending' || req.replacePending !== true) return false;
+  if (h.createdAt > (req.replacePendingBefore ?? Infinity)) return false;
   if (forKey) return h.stickyKey === req.stickyKey;
   return samePod(h, req.pod);
 };

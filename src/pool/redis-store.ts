@@ -135,7 +135,7 @@ const allocateArgs = (
   req.pod.name ?? '',
   req.requestUid ?? '',
   req.attempt ?? '',
-  flag(req.replacePending),
+  req.replacePending === true ? String(req.replacePendingBefore ?? Number.MAX_SAFE_INTEGER) : '',
 ];
 
 export class RedisLeaseStore implements LeaseStore {

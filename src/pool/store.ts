@@ -75,6 +75,8 @@ export interface AllocateRequest {
    * caller found that the pod it was made for does not exist. A bound lease is never replaced.
    */
   readonly replacePending?: boolean | undefined;
+  /** With replacePending: only a pending lease created at or before this time (ms). */
+  readonly replacePendingBefore?: number | undefined;
 }
 
 export interface Allocation {

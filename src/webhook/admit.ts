@@ -35,6 +35,8 @@ export interface AdmitContext {
   readonly log: Logger;
   readonly now: () => number;
   readonly pods?: PodPresence | undefined;
+  /** Age a pending lease of the same pod name must reach before it may be replaced. */
+  readonly pendingTakeoverMs?: number | undefined;
   /** How long a release after a failed or late admission keeps retrying. */
   readonly cleanupBudgetMs?: number | undefined;
 }
@@ -129,6 +131,7 @@ const allocateOne = async (
       requestUid: ctx.requestUid,
       attempt: ctx.attempt,
       replacePending,
+      replacePendingBefore: ctx.now() - (ctx.pendingTakeoverMs ?? 0),
     });
     calls.push(call);
     return within(call, ctx.deadline.remainingMs(), `allocate in pool "${claim.pool.name}"`);

@@ -120,6 +120,7 @@ const mutatePod = async (
     log: deps.log,
     now,
     pods: deps.pods,
+    pendingTakeoverMs: deps.config.pendingTakeoverMs,
     cleanupBudgetMs: deps.cleanupBudgetMs,
   };
   const allocations = await allocatePlan(plan, ctx);

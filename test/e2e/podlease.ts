@@ -325,6 +325,10 @@ export async function startPodlease(opts: PodleaseOptions): Promise<Podlease> {
         poolsPath,
         '--controller',
         'off',
+        // Without a controller nothing binds a lease: a recreated StatefulSet pod takes over its
+        // predecessor's pending lease (once that pod is gone) without the default 30 s wait.
+        '--pending-takeover-after',
+        '1ms',
         ...(opts.serveArgs ?? []),
       ],
       logPath,

@@ -7,9 +7,10 @@
   - A lease id that exists is answered again only for the same admission request (same request
     uid: an API server retry); the retry adopts the lease (its attempt token). Anything else with
     an existing id is refused (-8).
-  - A bound lease is never replaced. A pending lease is replaced only when ARGV[13] is "1" (the
-    caller proved that the pod it was made for does not exist) and it was made for this sticky
-    key or, for an exact address, for this very pod name.
+  - A bound lease is never replaced. A pending lease is replaced only when ARGV[13] is set (the
+    caller found that the pod it was made for does not exist), it was created at or before that
+    time (an older create can no longer be in flight), and it was made for this sticky key or,
+    for an exact address, for this very pod name.
   - A sticky key asking for an exact address other than its reservation (an edited ip-list or
     static-ip) moves the reservation there when the new address is free and the old one has no
     bound lease; else the holder is named (-2).
@@ -37,7 +38,8 @@
     ARGV[10] name       of the pod asking ("" when not yet named)
     ARGV[11] request uid of the admission ("" when none)
     ARGV[12] attempt token of this call ("" when none)
-    ARGV[13] replace pending: "1" when a pending lease of this key / pod may be replaced
+    ARGV[13] replace pending: "" never, else a time (ms): a pending lease of this key / pod
+             created at or before it may be replaced
 
   Output:
     { 0, index, replacedLeaseId or "", reused 0|1, retried 0|1, movedFromIndex or -1 }
@@ -55,7 +57,7 @@ local layout, mode, leaseId = ARGV[1], ARGV[2], ARGV[3]
 local wanted, key, record = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local dryRun = ARGV[8] == "1"
 local podNs, podName, requestUid, attempt = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local replacePending = ARGV[13] == "1"
+local replaceBefore = tonumber(ARGV[13])
 
 local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh")
 if not meta[1] then return { -5 } end
@@ -90,7 +92,8 @@ local function replaceable(holderId, forKey)
   local rec = rcall("HGET", leasesKey, holderId)
   if not rec then return true, rec end
   local h = cjson.decode(rec)
-  if mode ~= "lease" or h.s ~= "pending" or not replacePending then return false, rec end
+  if mode ~= "lease" or h.s ~= "pending" or not replaceBefore then return false, rec end
+  if (h.c or 0) > replaceBefore then return false, rec end
   if forKey then return h.k == key, rec end
   return podName ~= "" and h.ns == podNs and h.n == podName, rec
 end

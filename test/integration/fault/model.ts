@@ -133,6 +133,8 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
       storeTimeoutMs: 250,
       bodyLimitBytes: 1 << 20,
       serviceAccount: DEFAULTS.serviceAccount,
+      // Long enough that two admissions of one name in one batch never take each other over.
+      pendingTakeoverMs: 500,
     },
     log: silentLogger(),
     pods,
@@ -429,7 +431,7 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
   const ops: [number, () => Promise<unknown>][] = [
     [30, () => Promise.all(Array.from({ length: 3 }, () => admit(pick(replicas), newAdmission())))],
     [8, controllerBind],
-    [10, controllerDelete],
+    [16, controllerDelete],
     [4, controllerExpire],
     [3, relayout],
     [2, stall],
