@@ -41,6 +41,8 @@ export declare function startServe(options: {
   stdout?: boolean;
   /** With REDIS_URL in env, run `podlease pools init` first (default true). */
   init?: boolean;
+  /** false: resolve once /healthz answers, ready or not (default true: /readyz). */
+  ready?: boolean;
 }): Promise<ServeProcess>;
 
 /**

@@ -45,6 +45,15 @@ export const serveReady = async metricsPort => {
   }
 };
 
+/** @param {number} metricsPort */
+const serveAlive = async metricsPort => {
+  try {
+    return (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok;
+  } catch {
+    return false;
+  }
+};
+
 /**
  * `podlease pools init` with the `--pools` of `args` (if any) and `env`: makes a Redis pool no pod
  * has used ready, as an operator would where no controller runs. A pool that is initialised
@@ -92,10 +101,18 @@ export const initPools = async ({ args = [], env }) => {
  * and rejects when it is not ready within 20 s. `stdout: false` discards its stdout (the request
  * log) instead of keeping it for output().
  * With REDIS_URL in `env` it first runs `podlease pools init` (initPools) unless `init` is false.
- * @param {{ certDir: string, args: readonly string[], env: Record<string, string>, stdout?: boolean, init?: boolean }} options
+ * `ready: false` resolves once /healthz answers instead (a server that is up but not ready).
+ * @param {{ certDir: string, args: readonly string[], env: Record<string, string>, stdout?: boolean, init?: boolean, ready?: boolean }} options
  * @returns {Promise<ServeProcess>}
  */
-export const startServe = async ({ certDir, args, env, stdout = true, init = true }) => {
+export const startServe = async ({
+  certDir,
+  args,
+  env,
+  stdout = true,
+  init = true,
+  ready = true,
+}) => {
   if (init && env.REDIS_URL !== undefined) await initPools({ args, env });
   const port = await freePort();
   const metricsPort = await freePort();
@@ -133,7 +150,7 @@ export const startServe = async ({ certDir, args, env, stdout = true, init = tru
   for (;;) {
     if (child.exitCode !== null)
       throw new Error(`podlease serve exited ${child.exitCode}:\n${tail}`);
-    if (await serveReady(metricsPort)) break;
+    if (await (ready ? serveReady(metricsPort) : serveAlive(metricsPort))) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`podlease serve not ready within ${READY_TIMEOUT_MS / 1000} s:\n${tail}`);

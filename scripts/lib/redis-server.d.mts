@@ -36,4 +36,6 @@ export interface RedisServer {
 export declare function startRedisServer(options?: {
   prefix?: string;
   timeoutMs?: number;
+  /** Appended to the command line, e.g. ['--maxmemory-policy', 'allkeys-lru']. */
+  args?: readonly string[];
 }): Promise<RedisServer>;

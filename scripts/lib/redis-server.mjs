@@ -84,13 +84,20 @@ export const redisPing = (port, timeoutMs = 500) =>
 /**
  * Starts redis-server in a fresh temp dir named `<prefix>…` and resolves once it answers PING;
  * kills it and rejects when it exits first or does not answer within `timeoutMs`.
- * @param {{ prefix?: string, timeoutMs?: number }} [options]
+ * `args` are appended to the command line (e.g. `['--maxmemory-policy', 'allkeys-lru']`).
+ * @param {{ prefix?: string, timeoutMs?: number, args?: readonly string[] }} [options]
  * @returns {Promise<RedisServer>}
  */
-export const startRedisServer = async ({ prefix = 'podlease-redis-', timeoutMs = 10_000 } = {}) => {
+export const startRedisServer = async ({
+  prefix = 'podlease-redis-',
+  timeoutMs = 10_000,
+  args = [],
+} = {}) => {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  const child = spawn('redis-server', redisServerArgs(port, dir), { stdio: 'ignore' });
+  const child = spawn('redis-server', [...redisServerArgs(port, dir), ...args], {
+    stdio: 'ignore',
+  });
   const deadline = Date.now() + timeoutMs;
   while (!(await redisPing(port))) {
     if (Date.now() > deadline || child.exitCode !== null) {
