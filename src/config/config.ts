@@ -24,6 +24,10 @@ export const DEFAULTS = {
   bodyLimitBytes: 8 * 1_048_576,
   serviceAccount: 'system:serviceaccount:podlease:podlease',
   shutdownGraceMs: 10_000,
+  statefulSetCreators: [
+    'system:serviceaccount:kube-system:statefulset-controller',
+    'system:kube-controller-manager',
+  ],
   statsCacheMs: 5_000,
   keepAliveTimeoutMs: 90_000,
   headersTimeoutMs: 32_000,
@@ -60,6 +64,8 @@ export interface WebhookConfig {
   readonly bodyLimitBytes: number;
   /** The username of podlease's own service account: the only one allowed to change owned annotations. */
   readonly serviceAccount: string;
+  /** The usernames that may create StatefulSet pods, i.e. pods that get sticky addresses. */
+  readonly statefulSetCreators: readonly string[];
 }
 
 export interface TlsConfig {
@@ -164,6 +170,9 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'body-limit': v('largest AdmissionReview body accepted, e.g. 8Mi'),
   'service-account': v(
     `username allowed to change podlease annotations (default ${DEFAULTS.serviceAccount})`,
+  ),
+  'statefulset-creators': v(
+    `comma list of usernames that create StatefulSet pods (default ${DEFAULTS.statefulSetCreators.join(',')})`,
   ),
   'shutdown-grace': v('how long SIGTERM waits for requests in flight, e.g. 10s'),
   'stats-cache': v('how long pool gauges are cached between scrapes, e.g. 5s'),
@@ -381,6 +390,11 @@ const loadStore = (look: Lookup, env: Env): StoreConfig => {
   return { kind, redisUrl: kind === 'redis' ? redisUrl : undefined, timeoutMs };
 };
 
+const usernameList = (s: string): readonly string[] | undefined => {
+  const names = s.split(',').map(n => n.trim());
+  return names.some(n => n === '') ? undefined : names;
+};
+
 const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
   const hostPort = (flag: string, fallback: string): HostPort =>
     look.parsed(
@@ -413,6 +427,12 @@ const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
         'a size such as 8Mi or 512kb',
       ),
       serviceAccount: look.raw('service-account') ?? DEFAULTS.serviceAccount,
+      statefulSetCreators: look.parsed(
+        'statefulset-creators',
+        DEFAULTS.statefulSetCreators,
+        usernameList,
+        'a comma-separated list of usernames',
+      ),
     },
     shutdownGraceMs: duration('shutdown-grace', DEFAULTS.shutdownGraceMs),
     statsCacheMs: duration('stats-cache', DEFAULTS.statsCacheMs),

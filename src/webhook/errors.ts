@@ -76,12 +76,35 @@ export class OwnedAnnotationChangeError extends WebhookError {
   }
 }
 
+/**
+ * A sticky pod (`podlease.io/sticky` or `ip-list`) created by a user who may not create
+ * StatefulSet pods (403): anyone could copy a StatefulSet pod's ownerReference and take its
+ * address.
+ */
+export class StatefulSetCreatorError extends WebhookError {
+  readonly code = 'STATEFULSET_CREATOR_NOT_ALLOWED' as const;
+  readonly status = 403;
+  readonly annotation: string;
+  readonly username: string;
+  constructor(annotation: string, pod: string, username: string, allowed: readonly string[]) {
+    super(
+      `${annotation}: pod ${pod} was created by ${username === '' ? 'an unknown user' : JSON.stringify(username)}, ` +
+        `which may not create StatefulSet pods (allowed: ${allowed.length > 0 ? allowed.join(', ') : '(none)'}); ` +
+        'sticky addresses are for pods made by the StatefulSet controller; if the controller runs ' +
+        'as another user, set --statefulset-creators',
+    );
+    this.annotation = annotation;
+    this.username = username;
+  }
+}
+
 export type AnyWebhookError =
   | BadReviewError
   | BadAnnotationError
   | AddressOutsidePoolError
   | BadPodError
   | NamespaceNotAllowedError
-  | OwnedAnnotationChangeError;
+  | OwnedAnnotationChangeError
+  | StatefulSetCreatorError;
 
 export const isWebhookError = (err: unknown): err is AnyWebhookError => err instanceof WebhookError;

@@ -84,6 +84,8 @@ const mutatePod = async (
     pod,
     namespaceAnnotations: deps.namespaces.annotations(namespace),
     pools: deps.pools,
+    userInfo: request.userInfo,
+    statefulSetCreators: deps.config.statefulSetCreators,
   });
   const dryRun = request.dryRun === true;
   if (plan.kind === 'skip') {

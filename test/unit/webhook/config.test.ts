@@ -206,6 +206,23 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the StatefulSet creators from --statefulset-creators or PODLEASE_STATEFULSET_CREATORS', () => {
+    expect(load(['serve']).serve.webhook.statefulSetCreators).toEqual([
+      'system:serviceaccount:kube-system:statefulset-controller',
+      'system:kube-controller-manager',
+    ]);
+    expect(
+      load(['serve', '--statefulset-creators', 'a, system:serviceaccount:x:y']).serve.webhook
+        .statefulSetCreators,
+    ).toEqual(['a', 'system:serviceaccount:x:y']);
+    expect(
+      load(['serve'], { PODLEASE_STATEFULSET_CREATORS: 'b' }).serve.webhook.statefulSetCreators,
+    ).toEqual(['b']);
+    expect(issues(['serve', '--statefulset-creators', 'a,,b'])).toEqual([
+      '--statefulset-creators: "a,,b" is not a comma-separated list of usernames',
+    ]);
+  });
+
   it('keeps defaults in one object', () => {
     expect(DEFAULTS.storeTimeoutMs).toBe(2_000);
   });

@@ -61,6 +61,43 @@ describe('handleMutate', () => {
     expect(second['podlease.io/lease']).not.toBe(first['podlease.io/lease']);
   });
 
+  it("denies a forged StatefulSet identity and leaves web-0's address and lease alone", async () => {
+    const h = await harness();
+    const pool = h.pools.pools.get('default')!;
+    const real = await handleMutate(loadReview('create-pod-statefulset'), {}, h.deps);
+    const ip = (applyAnnotationPatch({}, decodePatch(real.review)) ?? {})['podlease.io/ip'];
+    const before = await h.store.leases(pool);
+    expect(before).toHaveLength(1);
+    // `evil`, by alice, with web-0's ownerReference and pod-index label copied.
+    const forge = (name: string): ReturnType<typeof loadReview> => {
+      const r = reviewWith('create-pod-statefulset', { uid: `forged-${name}` });
+      const meta = r.request.object!.metadata;
+      meta.name = name;
+      delete meta.generateName;
+      meta.labels = { 'apps.kubernetes.io/pod-index': '0' };
+      r.request.name = name;
+      r.request.userInfo = { username: 'alice', groups: ['system:authenticated'] };
+      return r;
+    };
+    const status = async (name: string): Promise<unknown> =>
+      (await handleMutate(forge(name), {}, h.deps)).review.response?.status;
+    expect(await status('evil')).toEqual({
+      code: 400,
+      message: expect.stringMatching(
+        /^podlease: podlease.io\/sticky: pod "evil" is not named web-<ordinal>/,
+      ) as unknown,
+    });
+    expect(await status('web-0')).toEqual({
+      code: 403,
+      message: expect.stringMatching(
+        /^podlease: podlease.io\/sticky: pod "web-0" was created by "alice", which may not create StatefulSet pods \(allowed: .*\); .*set --statefulset-creators$/,
+      ) as unknown,
+    });
+    expect(await h.store.leases(pool)).toEqual(before);
+    const again = await handleMutate(loadReview('create-pod-statefulset'), {}, h.deps);
+    expect((applyAnnotationPatch({}, decodePatch(again.review)) ?? {})['podlease.io/ip']).toBe(ip);
+  });
+
   it('replaces a forged podlease.io/lease and removes forged keys', async () => {
     const h = await harness({ pools: [{ name: 'default', cidr: '10.244.0.0/16', default: true }] });
     const { review } = await handleMutate(loadReview('create-pod-forged-lease'), {}, h.deps);
