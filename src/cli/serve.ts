@@ -59,7 +59,16 @@ export const ensureDevCertificates = (tls: TlsConfig, log: Logger): void => {
 const url = (scheme: string, a: AddressInfo): string =>
   `${scheme}://${formatHostPort({ host: a.address, port: a.port })}`;
 
-/** Lays out every pool (`ensurePool … initialize: true`); failures are retried until they pass. */
+/** A refused shrink or a broken pool does not heal by waiting: only `retryable: true` is retried. */
+const throwUnlessRetryable = (err: unknown): void => {
+  if ((err as { retryable?: unknown } | null)?.retryable !== true) throw err;
+};
+
+/**
+ * Lays out every pool (`ensurePool … initialize: true`). Retryable failures (the store does not
+ * answer, a relayout race) are retried until they pass; any other error is thrown, so
+ * `podlease serve` exits with its message.
+ */
 const ensurePools = async (deps: ServeDeps, stopped: () => boolean): Promise<void> => {
   const pending = new Set(deps.config.pools.pools.values());
   while (pending.size > 0 && !stopped()) {
@@ -76,6 +85,7 @@ const ensurePools = async (deps: ServeDeps, stopped: () => boolean): Promise<voi
         );
         pending.delete(pool);
       } catch (err) {
+        throwUnlessRetryable(err);
         deps.log.error(
           { err, pool: pool.name },
           `pool ${pool.name}: could not be laid out in the store; retrying`,
