@@ -24,6 +24,7 @@ export const DEFAULTS = {
   bodyLimitBytes: 8 * 1_048_576,
   serviceAccount: 'system:serviceaccount:podlease:podlease',
   shutdownGraceMs: 10_000,
+  shutdownDelayMs: 5_000,
   statefulSetCreators: [
     'system:serviceaccount:kube-system:statefulset-controller',
     'system:kube-controller-manager',
@@ -83,6 +84,8 @@ export interface ServeConfig {
   readonly controller: ControllerMode;
   readonly webhook: WebhookConfig;
   readonly shutdownGraceMs: number;
+  /** After SIGTERM: unready but still serving, so the API server moves to other replicas. */
+  readonly shutdownDelayMs: number;
   readonly statsCacheMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly headersTimeoutMs: number;
@@ -173,6 +176,9 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   ),
   'statefulset-creators': v(
     `comma list of usernames that create StatefulSet pods (default ${DEFAULTS.statefulSetCreators.join(',')})`,
+  ),
+  'shutdown-delay': v(
+    'after SIGTERM, how long to keep serving while unready before closing, e.g. 5s (0: none)',
   ),
   'shutdown-grace': v('how long SIGTERM waits for requests in flight, e.g. 10s'),
   'stats-cache': v('how long pool gauges are cached between scrapes, e.g. 5s'),
@@ -435,6 +441,12 @@ const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
       ),
     },
     shutdownGraceMs: duration('shutdown-grace', DEFAULTS.shutdownGraceMs),
+    shutdownDelayMs: look.parsed(
+      'shutdown-delay',
+      DEFAULTS.shutdownDelayMs,
+      parseDuration,
+      'a duration such as 5s, or 0',
+    ),
     statsCacheMs: duration('stats-cache', DEFAULTS.statsCacheMs),
     keepAliveTimeoutMs: DEFAULTS.keepAliveTimeoutMs,
     headersTimeoutMs: DEFAULTS.headersTimeoutMs,

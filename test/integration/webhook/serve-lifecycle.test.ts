@@ -17,7 +17,15 @@ import { MemoryLeaseStore } from '../../../src/pool/memory-store.js';
 import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
 import type { EnsureOptions, EnsureResult } from '../../../src/pool/store.js';
 import { NO_NAMESPACES } from '../../../src/webhook/namespaces.js';
-import { ensureBuilt, generateCerts, startServe } from './serve-process.js';
+import { reviewWith } from '../../fixtures/admission/load.js';
+import {
+  ensureBuilt,
+  generateCerts,
+  httpsAgent,
+  postJson,
+  startServe,
+  type HttpsReply,
+} from './serve-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'podlease-lifecycle-'));
 
@@ -92,9 +100,51 @@ describe('startServe: laying out the pools', () => {
 
   it('retries a retryable error until the store answers', async () => {
     const store = new ScriptedStore([new StoreUnavailableError('connection refused')]);
-    const running = await start(serveConfig(), store);
+    const running = await start(serveConfig('--shutdown-delay', '0'), store);
     expect(store.calls).toBe(2);
     await running.close();
+  });
+});
+
+const readyz = async (metricsPort: number): Promise<number> =>
+  (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status;
+
+/** A pod CREATE on a connection of its own (a fresh agent): the listener must still accept. */
+const mutateOnNewConnection = async (port: number): Promise<HttpsReply> => {
+  const agent = httpsAgent(join(dir, 'ca.crt'), 1);
+  try {
+    return await postJson(
+      agent,
+      port,
+      '/mutate?timeout=10s',
+      reviewWith('create-pod-deployment', {}),
+    );
+  } finally {
+    agent.destroy();
+  }
+};
+
+const allowed = (reply: HttpsReply): unknown =>
+  (reply.body as { response?: { allowed?: boolean } }).response?.allowed;
+
+describe('startServe: shutdown', () => {
+  it('goes unready at once, keeps serving through --shutdown-delay, then closes the listener', async () => {
+    const running = await start(serveConfig('--shutdown-delay', '3s'), new MemoryLeaseStore());
+    const { port } = running.webhook;
+    const metricsPort = running.metrics.port;
+    expect(await readyz(metricsPort)).toBe(200);
+    let closed = false;
+    const closing = running.close().then(() => {
+      closed = true;
+    });
+    expect(await readyz(metricsPort)).toBe(503);
+    const reply = await mutateOnNewConnection(port);
+    expect(closed).toBe(false);
+    expect(reply.status).toBe(200);
+    expect(allowed(reply)).toBe(true);
+    await closing;
+    await expect(mutateOnNewConnection(port)).rejects.toThrow(/ECONNREFUSED/);
+    await expect(readyz(metricsPort)).rejects.toThrow();
   });
 });
 
@@ -133,6 +183,23 @@ describe.skipIf(skip !== '')(
         await store.dropPool(name);
         await store.close();
       }
+    });
+
+    it('on SIGTERM answers /readyz 503 but still admits, then stops listening and exits 0', async () => {
+      ensureBuilt();
+      const s = await startServe({
+        certDir: dir,
+        args: ['--shutdown-delay', '3s', '--log-level', 'warn'],
+        env: { REDIS_URL: inject('redisUrl') },
+      });
+      const exited = new Promise(resolve => s.child.once('exit', resolve));
+      s.child.kill('SIGTERM');
+      await expect.poll(() => readyz(s.metricsPort)).toBe(503);
+      const reply = await mutateOnNewConnection(s.port);
+      expect(s.child.exitCode).toBeNull();
+      expect(allowed(reply)).toBe(true);
+      expect(await exited).toBe(0);
+      await expect(mutateOnNewConnection(s.port)).rejects.toThrow(/ECONNREFUSED/);
     });
   },
 );

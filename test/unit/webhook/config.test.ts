@@ -223,6 +223,15 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads --shutdown-delay (default 5s; 0 turns it off)', () => {
+    expect(load(['serve']).serve.shutdownDelayMs).toBe(5_000);
+    expect(load(['serve', '--shutdown-delay', '0']).serve.shutdownDelayMs).toBe(0);
+    expect(load(['serve'], { PODLEASE_SHUTDOWN_DELAY: '1m' }).serve.shutdownDelayMs).toBe(60_000);
+    expect(issues(['serve', '--shutdown-delay', 'soon'])).toEqual([
+      '--shutdown-delay: "soon" is not a duration such as 5s, or 0',
+    ]);
+  });
+
   it('keeps defaults in one object', () => {
     expect(DEFAULTS.storeTimeoutMs).toBe(2_000);
   });
