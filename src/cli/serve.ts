@@ -135,6 +135,7 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
       metrics,
       pingTimeoutMs: config.store.timeoutMs,
       accepting: () => accepting && !stopping,
+      namespacesReady: () => deps.namespaces.ready(),
       log,
     }),
   );

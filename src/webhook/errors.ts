@@ -98,6 +98,26 @@ export class StatefulSetCreatorError extends WebhookError {
   }
 }
 
+/**
+ * The pod's namespace is not in the cache and the API server did not answer for it (503): the
+ * API server retries the pod, rather than podlease guessing the namespace has no pool.
+ */
+export class NamespaceUnavailableError extends WebhookError {
+  readonly code = 'NAMESPACE_UNAVAILABLE' as const;
+  readonly status = 503;
+  readonly namespace: string;
+  constructor(namespace: string, cause: unknown) {
+    super(
+      `cannot read namespace "${namespace}" (for its podlease.io/pool annotation): it is not in ` +
+        `the namespace cache yet and the API server lookup failed: ` +
+        `${cause instanceof Error ? cause.message : String(cause)}; the API server retries the ` +
+        'pod; if this persists, check that podlease reaches the API server and may get namespaces',
+      { cause },
+    );
+    this.namespace = namespace;
+  }
+}
+
 export type AnyWebhookError =
   | BadReviewError
   | BadAnnotationError
@@ -105,6 +125,7 @@ export type AnyWebhookError =
   | BadPodError
   | NamespaceNotAllowedError
   | OwnedAnnotationChangeError
-  | StatefulSetCreatorError;
+  | StatefulSetCreatorError
+  | NamespaceUnavailableError;
 
 export const isWebhookError = (err: unknown): err is AnyWebhookError => err instanceof WebhookError;

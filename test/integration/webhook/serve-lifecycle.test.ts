@@ -16,7 +16,7 @@ import { PoolShrinkError, StoreUnavailableError } from '../../../src/pool/errors
 import { MemoryLeaseStore } from '../../../src/pool/memory-store.js';
 import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
 import type { EnsureOptions, EnsureResult } from '../../../src/pool/store.js';
-import { NO_NAMESPACES } from '../../../src/webhook/namespaces.js';
+import { NO_NAMESPACES, type NamespaceLookup } from '../../../src/webhook/namespaces.js';
 import { reviewWith } from '../../fixtures/admission/load.js';
 import {
   ensureBuilt,
@@ -71,11 +71,15 @@ class ScriptedStore extends MemoryLeaseStore {
   }
 }
 
-const start = (config: Config, store: MemoryLeaseStore): Promise<RunningServe> =>
+const start = (
+  config: Config,
+  store: MemoryLeaseStore,
+  namespaces: NamespaceLookup = NO_NAMESPACES,
+): Promise<RunningServe> =>
   startServeInProcess({
     config,
     store,
-    namespaces: NO_NAMESPACES,
+    namespaces,
     log: silentLogger(),
     banner: () => undefined,
   });
@@ -126,6 +130,28 @@ const mutateOnNewConnection = async (port: number): Promise<HttpsReply> => {
 
 const allowed = (reply: HttpsReply): unknown =>
   (reply.body as { response?: { allowed?: boolean } }).response?.allowed;
+
+describe('startServe: readiness', () => {
+  it('is not ready until the namespace cache has synced', async () => {
+    let synced = false;
+    const namespaces: NamespaceLookup = {
+      annotations: () => Promise.resolve(undefined),
+      ready: () => synced,
+    };
+    const running = await start(
+      serveConfig('--shutdown-delay', '0'),
+      new MemoryLeaseStore(),
+      namespaces,
+    );
+    try {
+      expect(await readyz(running.metrics.port)).toBe(503);
+      synced = true;
+      expect(await readyz(running.metrics.port)).toBe(200);
+    } finally {
+      await running.close();
+    }
+  });
+});
 
 describe('startServe: shutdown', () => {
   it('goes unready at once, keeps serving through --shutdown-delay, then closes the listener', async () => {

@@ -210,6 +210,25 @@ describe('handleMutate', () => {
     expect(await leasedCount(h.store, h.pools.pools.get('default'))).toBe(0);
   });
 
+  it('denies 503 when the namespace cannot be looked up, rather than guessing it has no pool', async () => {
+    const h = await harness(undefined, {
+      namespaces: {
+        annotations: () =>
+          Promise.reject(new Error('no answer to GET namespace default within 1000 ms')),
+        ready: () => false,
+      },
+    });
+    const { review, outcome } = await handleMutate(loadReview('create-pod-deployment'), {}, h.deps);
+    expect(outcome).toBe('denied');
+    expect(review.response?.status).toEqual({
+      code: 503,
+      message: expect.stringMatching(
+        /^podlease: cannot read namespace "default" \(for its podlease.io\/pool annotation\): .*lookup failed: no answer to GET namespace default within 1000 ms; the API server retries the pod/,
+      ) as unknown,
+    });
+    expect(await leasedCount(h.store, h.pools.pools.get('default'))).toBe(0);
+  });
+
   it('uses namespace annotations from the injected lookup', async () => {
     const h = await harness(undefined, {
       namespaces: staticNamespaces({ default: { 'podlease.io/pool': 'small' } }),
