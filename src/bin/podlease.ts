@@ -18,7 +18,7 @@ import {
   runUnreserve,
   type CommandIo,
 } from '../cli/commands.js';
-import { startServe } from '../cli/serve.js';
+import { startServe, type RunningServe } from '../cli/serve.js';
 import { usage } from '../cli/usage.js';
 import { loadKubeConfig, NamespaceCache } from '../k8s/namespace-cache.js';
 import { apiPodPresence } from '../k8s/pods.js';
@@ -70,14 +70,22 @@ const serve = async (config: Config): Promise<number> => {
   const log = createLogger({ level: config.logLevel });
   const store = await createStore(config, 'podlease-serve');
   const namespaces = createNamespaces(config, log);
-  const running = await startServe({
-    config,
-    store,
-    namespaces: namespaces.lookup,
-    pods: namespaces.pods,
-    log,
-    banner: line => process.stderr.write(`${line}\n`),
-  });
+  let running: RunningServe;
+  try {
+    running = await startServe({
+      config,
+      store,
+      namespaces: namespaces.lookup,
+      pods: namespaces.pods,
+      log,
+      banner: line => process.stderr.write(`${line}\n`),
+    });
+  } catch (err) {
+    // E.g. a refused pool shrink: let go of the store and the watch so the process exits.
+    await namespaces.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   return new Promise(resolve => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'signal received');

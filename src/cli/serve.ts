@@ -115,6 +115,7 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
   const serve = config.serve;
   let accepting = false;
   let stopping = false;
+  let closing: Promise<void> | undefined;
   ensureDevCertificates(serve.tls, log);
   const pair = readKeyPair(serve.tls);
   const metrics = createMetrics({
@@ -133,13 +134,23 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
     log: log.child({ component: 'webhook' }),
     metrics,
   });
-  const https = createHttpsServer(app, pair, serve);
+  // Once stopping, every answer closes its connection: the API server reconnects, to a replica
+  // that is still ready.
+  const https = createHttpsServer(
+    (req, res) => {
+      if (stopping) res.setHeader('connection', 'close');
+      app(req, res);
+    },
+    pair,
+    serve,
+  );
   const ops = createHttpServer(
     createOpsApp({
       store,
       metrics,
       pingTimeoutMs: config.store.timeoutMs,
       accepting: () => accepting && !stopping && notReady.size === 0,
+      namespacesReady: () => deps.namespaces.ready(),
       log,
     }),
   );
@@ -198,16 +209,23 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
     webhook: webhookAt,
     metrics: metricsAt,
     reloader,
-    async close() {
-      if (stopping) return;
-      stopping = true;
-      clearInterval(poolCheck);
-      log.info({ graceMs: serve.shutdownGraceMs }, 'shutting down: finishing requests in flight');
-      reloader.stop();
-      await closeGracefully(https, serve.shutdownGraceMs);
-      await closeGracefully(ops, 1_000);
-      await store.close();
-      log.info('stopped');
+    close() {
+      closing ??= (async () => {
+        stopping = true; // /readyz answers 503 from now on
+        clearInterval(poolCheck);
+        log.info(
+          { delayMs: serve.shutdownDelayMs, graceMs: serve.shutdownGraceMs },
+          'shutting down: not ready; still serving until the API server stops sending requests',
+        );
+        reloader.stop();
+        await new Promise(r => setTimeout(r, serve.shutdownDelayMs));
+        log.info({ graceMs: serve.shutdownGraceMs }, 'shutting down: finishing requests in flight');
+        await closeGracefully(https, serve.shutdownGraceMs);
+        await closeGracefully(ops, 1_000);
+        await store.close();
+        log.info('stopped');
+      })();
+      return closing;
     },
   };
 };

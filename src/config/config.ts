@@ -25,6 +25,11 @@ export const DEFAULTS = {
   bodyLimitBytes: 8 * 1_048_576,
   serviceAccount: 'system:serviceaccount:podlease:podlease',
   shutdownGraceMs: 10_000,
+  shutdownDelayMs: 5_000,
+  statefulSetCreators: [
+    'system:serviceaccount:kube-system:statefulset-controller',
+    'system:kube-controller-manager',
+  ],
   statsCacheMs: 5_000,
   keepAliveTimeoutMs: 90_000,
   headersTimeoutMs: 32_000,
@@ -66,6 +71,8 @@ export interface WebhookConfig {
    * once it is this old (and the pod does not exist): an older create may still be in flight.
    */
   readonly pendingTakeoverMs?: number | undefined;
+  /** The usernames that may create StatefulSet pods, i.e. pods that get sticky addresses. */
+  readonly statefulSetCreators: readonly string[];
 }
 
 export interface TlsConfig {
@@ -83,6 +90,8 @@ export interface ServeConfig {
   readonly controller: ControllerMode;
   readonly webhook: WebhookConfig;
   readonly shutdownGraceMs: number;
+  /** After SIGTERM: unready but still serving, so the API server moves to other replicas. */
+  readonly shutdownDelayMs: number;
   readonly statsCacheMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly headersTimeoutMs: number;
@@ -173,6 +182,12 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'body-limit': v('largest AdmissionReview body accepted, e.g. 8Mi'),
   'service-account': v(
     `username allowed to change podlease annotations (default ${DEFAULTS.serviceAccount})`,
+  ),
+  'statefulset-creators': v(
+    `comma list of usernames that create StatefulSet pods (default ${DEFAULTS.statefulSetCreators.join(',')})`,
+  ),
+  'shutdown-delay': v(
+    'after SIGTERM, how long to keep serving while unready before closing, e.g. 5s (0: none)',
   ),
   'shutdown-grace': v('how long SIGTERM waits for requests in flight, e.g. 10s'),
   'stats-cache': v('how long pool gauges are cached between scrapes, e.g. 5s'),
@@ -390,6 +405,11 @@ const loadStore = (look: Lookup, env: Env): StoreConfig => {
   return { kind, redisUrl: kind === 'redis' ? redisUrl : undefined, timeoutMs };
 };
 
+const usernameList = (s: string): readonly string[] | undefined => {
+  const names = s.split(',').map(n => n.trim());
+  return names.some(n => n === '') ? undefined : names;
+};
+
 const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
   const hostPort = (flag: string, fallback: string): HostPort =>
     look.parsed(
@@ -423,8 +443,20 @@ const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
         'a size such as 8Mi or 512kb',
       ),
       serviceAccount: look.raw('service-account') ?? DEFAULTS.serviceAccount,
+      statefulSetCreators: look.parsed(
+        'statefulset-creators',
+        DEFAULTS.statefulSetCreators,
+        usernameList,
+        'a comma-separated list of usernames',
+      ),
     },
     shutdownGraceMs: duration('shutdown-grace', DEFAULTS.shutdownGraceMs),
+    shutdownDelayMs: look.parsed(
+      'shutdown-delay',
+      DEFAULTS.shutdownDelayMs,
+      parseDuration,
+      'a duration such as 5s, or 0',
+    ),
     statsCacheMs: duration('stats-cache', DEFAULTS.statsCacheMs),
     keepAliveTimeoutMs: DEFAULTS.keepAliveTimeoutMs,
     headersTimeoutMs: DEFAULTS.headersTimeoutMs,
@@ -482,6 +514,17 @@ const loadRelease = (look: Lookup, pools: PoolSet | undefined): CommandConfig =>
   return { name: 'release', pool, leaseId: slash > 0 ? lease.slice(slash + 1) : lease };
 };
 
+const loadReserve = (look: Lookup, pools: PoolSet | undefined): CommandConfig => {
+  const pool = requirePool(look, pools, true) ?? '';
+  const key = requireKey(look);
+  const ip = look.raw('ip');
+  const canonical = ip === undefined ? undefined : canonicalIp(ip);
+  if (ip !== undefined && canonical === undefined) {
+    look.issues.push(`--ip: "${ip}" is not an IP address`);
+  }
+  return { name: 'reserve', pool, key, ip: canonical };
+};
+
 const loadCommand = (tokens: Tokens, look: Lookup, pools: PoolSet | undefined): CommandConfig => {
   switch (tokens.command) {
     case 'pools':
@@ -496,16 +539,8 @@ const loadCommand = (tokens: Tokens, look: Lookup, pools: PoolSet | undefined): 
         pool: requirePool(look, pools, false),
         namespace: look.raw('namespace'),
       };
-    case 'reserve': {
-      const pool = requirePool(look, pools, true) ?? '';
-      const key = requireKey(look);
-      const ip = look.raw('ip');
-      const canonical = ip === undefined ? undefined : canonicalIp(ip);
-      if (ip !== undefined && canonical === undefined) {
-        look.issues.push(`--ip: "${ip}" is not an IP address`);
-      }
-      return { name: 'reserve', pool, key, ip: canonical };
-    }
+    case 'reserve':
+      return loadReserve(look, pools);
     case 'release':
       return loadRelease(look, pools);
     case 'unreserve':

@@ -3,6 +3,10 @@
  * `NamespaceLookup` from memory. client-node 2.0 reconnects by itself after a 410 or a client
  * timeout only; on any other error it calls the `error` handlers and stops, so this cache restarts
  * it with capped exponential backoff (1 s → 30 s, the library's own constants).
+ *
+ * It is `ready()` once a first list has filled it. A namespace it does not hold (not synced yet,
+ * or created a moment ago and not yet seen by the watch) is read live, one GET bounded by
+ * `lookupTimeoutMs`; concurrent misses for one namespace share that GET.
  */
 import { CoreV1Api, KubeConfig, ListWatch, Watch, type V1Namespace } from '@kubernetes/client-node';
 import type { KubeConfigSource } from '../config/config.js';
@@ -10,6 +14,8 @@ import type { Logger } from '../log/logger.js';
 
 export const BASE_RESTART_DELAY_MS = 1_000;
 export const MAX_RESTART_DELAY_MS = 30_000;
+/** Longest wait for the live GET of a namespace missing from the cache. */
+export const LOOKUP_TIMEOUT_MS = 1_000;
 
 /** The kubeconfig to use: `--kubeconfig`/`KUBECONFIG`, else in-cluster, else none. */
 export const loadKubeConfig = (source: KubeConfigSource): KubeConfig | undefined => {
@@ -28,7 +34,29 @@ export interface NamespaceCacheOptions {
   readonly listFn?:
     (() => Promise<{ items: V1Namespace[]; metadata?: { resourceVersion?: string } }>) | undefined;
   readonly delayFn?: ((ms: number) => Promise<void>) | undefined;
+  /** Injected in tests: the live GET of one namespace (default `readNamespace`). */
+  readonly readFn?: ((name: string) => Promise<V1Namespace>) | undefined;
+  readonly lookupTimeoutMs?: number | undefined;
 }
+
+type Annotations = Readonly<Record<string, string>> | undefined;
+
+const isNotFound = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === 404;
+
+/** Resolves as `promise` does, or rejects after `ms`. */
+const withTimeout = async <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`no answer to ${what} within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
 
 const sleep = (ms: number): Promise<void> =>
   new Promise(resolve => {
@@ -39,6 +67,10 @@ export class NamespaceCache {
   private readonly informer: ListWatch<V1Namespace>;
   private readonly log: Logger;
   private readonly delayFn: (ms: number) => Promise<void>;
+  private readonly readFn: (name: string) => Promise<V1Namespace>;
+  private readonly lookupTimeoutMs: number;
+  /** Live GETs in flight, by namespace. */
+  private readonly inFlight = new Map<string, Promise<Annotations>>();
   private delayMs = 0;
   private stopped = false;
   /** True once a first list has filled the cache. */
@@ -49,6 +81,8 @@ export class NamespaceCache {
     this.delayFn = options.delayFn ?? sleep;
     const api = options.kubeConfig.makeApiClient(CoreV1Api);
     const listFn = options.listFn ?? (() => api.listNamespace());
+    this.readFn = options.readFn ?? (name => api.readNamespace({ name }));
+    this.lookupTimeoutMs = options.lookupTimeoutMs ?? LOOKUP_TIMEOUT_MS;
     this.informer = new ListWatch<V1Namespace>(
       '/api/v1/namespaces',
       options.watch ?? new Watch(options.kubeConfig),
@@ -99,7 +133,33 @@ export class NamespaceCache {
     await this.informer.stop();
   }
 
-  annotations(namespace: string): Readonly<Record<string, string>> | undefined {
-    return this.informer.get(namespace)?.metadata?.annotations;
+  ready(): boolean {
+    return this.synced;
+  }
+
+  /** From the cache; on a miss, one live GET (404: no annotations; other failures reject). */
+  annotations(namespace: string): Promise<Annotations> {
+    const cached = this.informer.get(namespace);
+    if (cached !== undefined) return Promise.resolve(cached.metadata?.annotations);
+    let lookup = this.inFlight.get(namespace);
+    if (lookup === undefined) {
+      lookup = this.lookup(namespace).finally(() => this.inFlight.delete(namespace));
+      this.inFlight.set(namespace, lookup);
+    }
+    return lookup;
+  }
+
+  private async lookup(namespace: string): Promise<Annotations> {
+    try {
+      const ns = await withTimeout(
+        this.readFn(namespace),
+        this.lookupTimeoutMs,
+        `GET namespace ${namespace}`,
+      );
+      return ns.metadata?.annotations;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
   }
 }

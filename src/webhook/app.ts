@@ -103,10 +103,18 @@ export interface OpsAppOptions {
   readonly pingTimeoutMs: number;
   /** False while starting or shutting down. */
   readonly accepting: () => boolean;
+  /**
+   * False until the namespace cache has synced: before, a pod of a namespace with a
+   * `podlease.io/pool` annotation would have to wait on a live lookup of its namespace.
+   */
+  readonly namespacesReady: () => boolean;
   readonly log: Logger;
 }
 
-/** Plain HTTP: `/metrics`, `/healthz` (the process answers), `/readyz` (the store answers too). */
+/**
+ * Plain HTTP: `/metrics`, `/healthz` (the process answers), `/readyz` (accepting, the namespace
+ * cache synced, and the store answers).
+ */
 export const createOpsApp = (options: OpsAppOptions): Express => {
   const app = express();
   app.disable('x-powered-by');
@@ -116,6 +124,13 @@ export const createOpsApp = (options: OpsAppOptions): Express => {
   app.get('/readyz', async (_req, res) => {
     if (!options.accepting()) {
       res.status(503).type('text/plain').send('not ready: starting or shutting down\n');
+      return;
+    }
+    if (!options.namespacesReady()) {
+      res
+        .status(503)
+        .type('text/plain')
+        .send('not ready: the namespace cache has not synced yet\n');
       return;
     }
     try {

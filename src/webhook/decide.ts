@@ -11,9 +11,14 @@ import { UnknownPoolError } from '../pool/errors.js';
 import { whyNotAllocatable } from '../pool/addressing.js';
 import { ipToIndex } from '../pool/layout.js';
 import type { PodRef } from '../pool/store.js';
-import { AddressOutsidePoolError, BadAnnotationError, NamespaceNotAllowedError } from './errors.js';
-import { statefulSetIdentity, stickyKeyOf } from './statefulset.js';
-import type { PodView } from './types.js';
+import {
+  AddressOutsidePoolError,
+  BadAnnotationError,
+  NamespaceNotAllowedError,
+  StatefulSetCreatorError,
+} from './errors.js';
+import { creatorAllowed, statefulSetIdentity, stickyKeyOf } from './statefulset.js';
+import type { PodView, UserInfo } from './types.js';
 
 /** One lease to take: one per family of a dual-stack pod, IPv4 first. */
 export interface Claim {
@@ -46,6 +51,10 @@ export interface DecisionInput {
   readonly pod: PodView;
   readonly namespaceAnnotations: Readonly<Record<string, string>> | undefined;
   readonly pools: PoolSet;
+  /** Who sent the CREATE (`request.userInfo`): sticky pods must come from a StatefulSet creator. */
+  readonly userInfo: UserInfo;
+  /** The usernames that may create StatefulSet pods (`--statefulset-creators`). */
+  readonly statefulSetCreators: readonly string[];
 }
 
 const A = USER_ANNOTATIONS;
@@ -214,6 +223,7 @@ const staticAddresses = (
   return exact;
 };
 
+/** The sticky key of a pod that proves its StatefulSet identity (statefulset.ts), else throws. */
 const stickyKeyFor = (
   input: DecisionInput,
   own: Readonly<Record<string, string>>,
@@ -223,11 +233,26 @@ const stickyKeyFor = (
   if (!sticky && !hasList) return undefined;
   const which = hasList ? A.ipList : A.sticky;
   const id = statefulSetIdentity(input.pod);
-  if (!id.ok) {
+  if (!id.ok && id.check === 'owner') {
     throw new BadAnnotationError(
       which,
       `${which} applies to StatefulSet pods only, and this pod is not one: ${id.reason}; remove the ` +
         `annotation, or use ${A.staticIp} for one pod's fixed address`,
+    );
+  }
+  if (!id.ok) {
+    throw new BadAnnotationError(
+      which,
+      `${which}: ${id.reason}; a sticky address belongs to a StatefulSet's own pods only`,
+    );
+  }
+  const username = input.userInfo.username ?? '';
+  if (!creatorAllowed(username, input.statefulSetCreators)) {
+    throw new StatefulSetCreatorError(
+      which,
+      JSON.stringify(input.pod.name ?? ''),
+      username,
+      input.statefulSetCreators,
     );
   }
   return { key: stickyKeyOf(input.namespace, id.identity), ordinal: id.identity.ordinal };

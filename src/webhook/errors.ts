@@ -76,13 +76,57 @@ export class OwnedAnnotationChangeError extends WebhookError {
   }
 }
 
+/**
+ * A sticky pod (`podlease.io/sticky` or `ip-list`) created by a user who may not create
+ * StatefulSet pods (403): anyone could copy a StatefulSet pod's ownerReference and take its
+ * address.
+ */
+export class StatefulSetCreatorError extends WebhookError {
+  readonly code = 'STATEFULSET_CREATOR_NOT_ALLOWED' as const;
+  readonly status = 403;
+  readonly annotation: string;
+  readonly username: string;
+  constructor(annotation: string, pod: string, username: string, allowed: readonly string[]) {
+    super(
+      `${annotation}: pod ${pod} was created by ${username === '' ? 'an unknown user' : JSON.stringify(username)}, ` +
+        `which may not create StatefulSet pods (allowed: ${allowed.length > 0 ? allowed.join(', ') : '(none)'}); ` +
+        'sticky addresses are for pods made by the StatefulSet controller; if the controller runs ' +
+        'as another user, set --statefulset-creators',
+    );
+    this.annotation = annotation;
+    this.username = username;
+  }
+}
+
+/**
+ * The pod's namespace is not in the cache and the API server did not answer for it (503): the
+ * API server retries the pod, rather than podlease guessing the namespace has no pool.
+ */
+export class NamespaceUnavailableError extends WebhookError {
+  readonly code = 'NAMESPACE_UNAVAILABLE' as const;
+  readonly status = 503;
+  readonly namespace: string;
+  constructor(namespace: string, cause: unknown) {
+    super(
+      `cannot read namespace "${namespace}" (for its podlease.io/pool annotation): it is not in ` +
+        `the namespace cache yet and the API server lookup failed: ` +
+        `${cause instanceof Error ? cause.message : String(cause)}; the API server retries the ` +
+        'pod; if this persists, check that podlease reaches the API server and may get namespaces',
+      { cause },
+    );
+    this.namespace = namespace;
+  }
+}
+
 export type AnyWebhookError =
   | BadReviewError
   | BadAnnotationError
   | AddressOutsidePoolError
   | BadPodError
   | NamespaceNotAllowedError
-  | OwnedAnnotationChangeError;
+  | OwnedAnnotationChangeError
+  | StatefulSetCreatorError
+  | NamespaceUnavailableError;
 
 export const isWebhookError = (err: unknown): err is AnyWebhookError => err instanceof WebhookError;
 

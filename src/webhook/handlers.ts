@@ -13,7 +13,7 @@ import type { Allocation, LeaseStore } from '../pool/store.js';
 import { allocatePlan, ownedAnnotations, releasePlan, type PodPresence } from './admit.js';
 import { decide, type Plan } from './decide.js';
 import { Deadline } from './deadline.js';
-import { BadPodError } from './errors.js';
+import { BadPodError, NamespaceUnavailableError } from './errors.js';
 import type { Endpoint, Outcome, WebhookMetrics } from './metrics.js';
 import type { NamespaceLookup } from './namespaces.js';
 import { toAnnotationPatch } from './patch.js';
@@ -72,6 +72,17 @@ const podNamespace = (request: AdmissionRequest, podNs: string | undefined): str
   return ns;
 };
 
+const namespaceAnnotations = async (
+  namespaces: NamespaceLookup,
+  namespace: string,
+): Promise<Readonly<Record<string, string>> | undefined> => {
+  try {
+    return await namespaces.annotations(namespace);
+  } catch (err) {
+    throw new NamespaceUnavailableError(namespace, err);
+  }
+};
+
 const leaseFields = (allocations: readonly Allocation[]): Record<string, unknown> => ({
   ip: allocations.map(a => a.lease.ip).join(','),
   lease: allocations.map(a => `${a.lease.pool}/${a.lease.id}`).join(','),
@@ -89,8 +100,10 @@ const mutatePod = async (
   const plan: Plan = decide({
     namespace,
     pod,
-    namespaceAnnotations: deps.namespaces.annotations(namespace),
+    namespaceAnnotations: await namespaceAnnotations(deps.namespaces, namespace),
     pools: deps.pools,
+    userInfo: request.userInfo,
+    statefulSetCreators: deps.config.statefulSetCreators,
   });
   const dryRun = request.dryRun === true;
   if (plan.kind === 'skip') {

@@ -133,6 +133,7 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
       storeTimeoutMs: 250,
       bodyLimitBytes: 1 << 20,
       serviceAccount: DEFAULTS.serviceAccount,
+      statefulSetCreators: DEFAULTS.statefulSetCreators,
       // Long enough that two admissions of one name in one batch never take each other over.
       pendingTakeoverMs: 500,
     },

@@ -203,7 +203,10 @@ describe.skipIf(skip !== '')(`lease safety${skip === '' ? '' : ` (skipped: ${ski
         env: { PATH: process.env.PATH ?? '', REDIS_URL: redis.url },
       }).then(
         r => ({ code: 0, out: r.stdout }),
-        (e: { code?: number; stdout?: string }) => ({ code: e.code ?? -1, out: e.stdout ?? '' }),
+        (e: unknown) => {
+          const x = e as { code?: number; stdout?: string };
+          return { code: x.code ?? -1, out: x.stdout ?? '' };
+        },
       );
 
     it('answers 503 saying what to run and is not ready until `podlease pools init`', async () => {
@@ -240,4 +243,5 @@ const WEBHOOK = {
   storeTimeoutMs: 500,
   bodyLimitBytes: 1 << 20,
   serviceAccount: DEFAULTS.serviceAccount,
+  statefulSetCreators: DEFAULTS.statefulSetCreators,
 };

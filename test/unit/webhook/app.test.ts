@@ -12,6 +12,7 @@ let ops: Server;
 let base = '';
 let opsBase = '';
 let accepting = true;
+let namespacesReady = true;
 
 const start = (s: Server): Promise<string> =>
   new Promise(resolve => {
@@ -35,6 +36,7 @@ beforeAll(async () => {
       metrics,
       pingTimeoutMs: 500,
       accepting: () => accepting,
+      namespacesReady: () => namespacesReady,
       log: h.deps.log,
     }),
   );
@@ -106,5 +108,14 @@ describe('ops app', () => {
     accepting = false;
     expect((await fetch(`${opsBase}/readyz`)).status).toBe(503);
     accepting = true;
+  });
+
+  it('is not ready until the namespace cache has synced', async () => {
+    namespacesReady = false;
+    const res = await fetch(`${opsBase}/readyz`);
+    expect(res.status).toBe(503);
+    expect(await res.text()).toBe('not ready: the namespace cache has not synced yet\n');
+    namespacesReady = true;
+    expect((await fetch(`${opsBase}/readyz`)).status).toBe(200);
   });
 });

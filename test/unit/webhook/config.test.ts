@@ -206,6 +206,32 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the StatefulSet creators from --statefulset-creators or PODLEASE_STATEFULSET_CREATORS', () => {
+    expect(load(['serve']).serve.webhook.statefulSetCreators).toEqual([
+      'system:serviceaccount:kube-system:statefulset-controller',
+      'system:kube-controller-manager',
+    ]);
+    expect(
+      load(['serve', '--statefulset-creators', 'a, system:serviceaccount:x:y']).serve.webhook
+        .statefulSetCreators,
+    ).toEqual(['a', 'system:serviceaccount:x:y']);
+    expect(
+      load(['serve'], { PODLEASE_STATEFULSET_CREATORS: 'b' }).serve.webhook.statefulSetCreators,
+    ).toEqual(['b']);
+    expect(issues(['serve', '--statefulset-creators', 'a,,b'])).toEqual([
+      '--statefulset-creators: "a,,b" is not a comma-separated list of usernames',
+    ]);
+  });
+
+  it('reads --shutdown-delay (default 5s; 0 turns it off)', () => {
+    expect(load(['serve']).serve.shutdownDelayMs).toBe(5_000);
+    expect(load(['serve', '--shutdown-delay', '0']).serve.shutdownDelayMs).toBe(0);
+    expect(load(['serve'], { PODLEASE_SHUTDOWN_DELAY: '1m' }).serve.shutdownDelayMs).toBe(60_000);
+    expect(issues(['serve', '--shutdown-delay', 'soon'])).toEqual([
+      '--shutdown-delay: "soon" is not a duration such as 5s, or 0',
+    ]);
+  });
+
   it('keeps defaults in one object', () => {
     expect(DEFAULTS.storeTimeoutMs).toBe(2_000);
   });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../../src/config/config.js';
 import { toPoolSet } from '../../../src/pool/config.js';
 import { UnknownPoolError } from '../../../src/pool/errors.js';
 import { decide, type DecisionInput, type Plan } from '../../../src/webhook/decide.js';
@@ -6,29 +7,41 @@ import {
   AddressOutsidePoolError,
   BadAnnotationError,
   NamespaceNotAllowedError,
+  StatefulSetCreatorError,
 } from '../../../src/webhook/errors.js';
 import { toPodView } from '../../../src/webhook/review.js';
 import { statefulSetIdentity } from '../../../src/webhook/statefulset.js';
-import { loadReview, reviewWith, type AdmissionFixture } from '../../fixtures/admission/load.js';
+import {
+  loadReview,
+  reviewWith,
+  type AdmissionFixture,
+  type ReviewJson,
+} from '../../fixtures/admission/load.js';
 import { TEST_POOLS, V4_ONLY_POOLS } from './helpers.js';
 
 const v4 = toPoolSet(V4_ONLY_POOLS);
 const dual = toPoolSet(TEST_POOLS);
 
+/** The decision input of a review as handlers.ts builds it: its pod and its userInfo. */
+const fromReview = (r: ReviewJson, more: Partial<DecisionInput> = {}): DecisionInput => ({
+  namespace: r.request.namespace ?? 'default',
+  pod: toPodView(r.request.object),
+  namespaceAnnotations: undefined,
+  pools: v4,
+  userInfo: r.request.userInfo,
+  statefulSetCreators: DEFAULTS.statefulSetCreators,
+  ...more,
+});
+
 const input = (
   fixture: AdmissionFixture,
   annotations?: Record<string, string> | null,
   more: Partial<DecisionInput> = {},
-): DecisionInput => {
-  const r = annotations === undefined ? loadReview(fixture) : reviewWith(fixture, { annotations });
-  return {
-    namespace: r.request.namespace ?? 'default',
-    pod: toPodView(r.request.object),
-    namespaceAnnotations: undefined,
-    pools: v4,
-    ...more,
-  };
-};
+): DecisionInput =>
+  fromReview(
+    annotations === undefined ? loadReview(fixture) : reviewWith(fixture, { annotations }),
+    more,
+  );
 
 const lease = (plan: Plan): Extract<Plan, { kind: 'lease' }> => {
   if (plan.kind !== 'lease') throw new Error(`expected a lease plan, got ${plan.kind}`);
@@ -105,25 +118,10 @@ describe('decide: pools', () => {
       annotations: { 'podlease.io/pool': 'team' },
       namespace: 'default',
     });
-    const run = (): Plan =>
-      decide({
-        namespace: 'default',
-        pod: toPodView(r.request.object),
-        namespaceAnnotations: undefined,
-        pools: v4,
-      });
+    const run = (): Plan => decide(fromReview(r));
     expect(run).toThrow(NamespaceNotAllowedError);
     expect(run).toThrow(/namespace "default" may not use pool "team" \(it allows: team-\*\)/);
-    expect(
-      lease(
-        decide({
-          namespace: 'team-a',
-          pod: toPodView(r.request.object),
-          namespaceAnnotations: undefined,
-          pools: v4,
-        }),
-      ).claims,
-    ).toHaveLength(1);
+    expect(lease(decide(fromReview(r, { namespace: 'team-a' }))).claims).toHaveLength(1);
   });
 
   it('denies when there is no pool at all', () => {
@@ -219,7 +217,7 @@ describe('decide: StatefulSets', () => {
     expect(plan.pod.name).toBe('web-0');
   });
 
-  it('reads the ordinal from the pod-index label, else from the name', () => {
+  it('reads the ordinal from the name, checked against the pod-index label when present', () => {
     const r = reviewWith('create-pod-statefulset', { podName: 'web-12' });
     expect(statefulSetIdentity(toPodView(r.request.object))).toEqual({
       ok: true,
@@ -236,37 +234,16 @@ describe('decide: StatefulSets', () => {
   it('gives ordinal N the N-th address of ip-list', () => {
     const list = { 'podlease.io/ip-list': '10.244.9.10,10.244.9.11,10.244.9.12' };
     const r = reviewWith('create-pod-statefulset', { annotations: list, podName: 'web-2' });
-    const plan = lease(
-      decide({
-        namespace: 'default',
-        pod: toPodView(r.request.object),
-        namespaceAnnotations: undefined,
-        pools: v4,
-      }),
-    );
+    const plan = lease(decide(fromReview(r)));
     expect(plan.claims[0]).toMatchObject({ ip: '10.244.9.12', stickyKey: 'default/web/2' });
     const r3 = reviewWith('create-pod-statefulset', { annotations: list, podName: 'web-3' });
-    expect(() =>
-      decide({
-        namespace: 'default',
-        pod: toPodView(r3.request.object),
-        namespaceAnnotations: undefined,
-        pools: v4,
-      }),
-    ).toThrow(/has 3 IPv4 addresses, so ordinal 3 has none/);
+    expect(() => decide(fromReview(r3))).toThrow(/has 3 IPv4 addresses, so ordinal 3 has none/);
   });
 
   it('splits a dual-stack ip-list by family', () => {
     const list = { 'podlease.io/ip-list': '10.244.9.10,fd00:10::110,10.244.9.11,fd00:10::111' };
     const r = reviewWith('create-pod-statefulset', { annotations: list, podName: 'web-1' });
-    const plan = lease(
-      decide({
-        namespace: 'default',
-        pod: toPodView(r.request.object),
-        namespaceAnnotations: undefined,
-        pools: dual,
-      }),
-    );
+    const plan = lease(decide(fromReview(r, { pools: dual })));
     expect(plan.claims.map(c => c.ip)).toEqual(['10.244.9.11', 'fd00:10::111']);
   });
 
@@ -302,5 +279,129 @@ describe('decide: StatefulSets', () => {
         }),
       ),
     ).toThrow(/both set/);
+  });
+});
+
+/**
+ * `web-0`'s identity, forged: a pod made by an ordinary user, with web-0's ownerReference and
+ * pod-index label copied, must not get web-0's sticky address (nor void web-0's lease).
+ */
+describe('decide: StatefulSet identity must be proven for sticky addresses', () => {
+  const forged = (
+    edit: { name?: string; username?: string; annotations?: Record<string, string> } = {},
+  ): ReviewJson => {
+    const r = reviewWith('create-pod-statefulset', {
+      annotations: edit.annotations ?? { 'podlease.io/sticky': 'true' },
+    });
+    const pod = r.request.object!;
+    pod.metadata.name = edit.name ?? 'evil';
+    delete pod.metadata.generateName;
+    pod.metadata.labels = { 'apps.kubernetes.io/pod-index': '0' };
+    r.request.name = pod.metadata.name;
+    r.request.userInfo = { username: edit.username ?? 'alice', groups: ['system:authenticated'] };
+    return r;
+  };
+  const thrown = (r: ReviewJson, more: Partial<DecisionInput> = {}): unknown => {
+    try {
+      decide(fromReview(r, more));
+    } catch (err) {
+      return err;
+    }
+    throw new Error('decide did not throw');
+  };
+
+  it('denies the forged pod "evil" (alice, copied ownerReference, pod-index 0), naming the check', () => {
+    const err = thrown(forged());
+    expect(err).toBeInstanceOf(BadAnnotationError);
+    expect((err as BadAnnotationError).status).toBe(400);
+    expect((err as Error).message).toMatch(
+      /^podlease.io\/sticky: pod "evil" is not named web-<ordinal>, as every pod of StatefulSet web is/,
+    );
+    const list = forged({ annotations: { 'podlease.io/ip-list': '10.244.9.10' } });
+    expect((thrown(list) as Error).message).toMatch(
+      /^podlease.io\/ip-list: pod "evil" is not named web-<ordinal>/,
+    );
+  });
+
+  it('denies a pod named web-0 by an ordinary user with 403, naming the creator check', () => {
+    const err = thrown(forged({ name: 'web-0' }));
+    expect(err).toBeInstanceOf(StatefulSetCreatorError);
+    expect((err as StatefulSetCreatorError).status).toBe(403);
+    expect((err as Error).message).toBe(
+      'podlease.io/sticky: pod "web-0" was created by "alice", which may not create StatefulSet ' +
+        'pods (allowed: system:serviceaccount:kube-system:statefulset-controller, ' +
+        'system:kube-controller-manager); sticky addresses are for pods made by the StatefulSet ' +
+        'controller; if the controller runs as another user, set --statefulset-creators',
+    );
+    expect((thrown(forged({ name: 'web-0', username: '' })) as Error).message).toMatch(
+      /created by an unknown user/,
+    );
+  });
+
+  it('allows a real StatefulSet pod from either default creator', () => {
+    for (const username of [
+      'system:serviceaccount:kube-system:statefulset-controller',
+      'system:kube-controller-manager',
+    ]) {
+      const r = reviewWith('create-pod-statefulset', { podName: 'web-3' });
+      r.request.userInfo.username = username;
+      expect(lease(decide(fromReview(r))).claims[0]?.stickyKey).toBe('default/web/3');
+    }
+  });
+
+  it('honours a configured creator list (--statefulset-creators)', () => {
+    const creators = { statefulSetCreators: ['system:serviceaccount:ops:my-sts-controller'] };
+    const r = forged({ name: 'web-0', username: 'system:serviceaccount:ops:my-sts-controller' });
+    expect(lease(decide(fromReview(r, creators))).claims[0]?.stickyKey).toBe('default/web/0');
+    const real = loadReview('create-pod-statefulset');
+    expect(thrown(real, creators)).toBeInstanceOf(StatefulSetCreatorError);
+  });
+
+  it('denies a pod whose pod-index label disagrees with its name (400)', () => {
+    const r = reviewWith('create-pod-statefulset', { podName: 'web-0' });
+    r.request.object!.metadata.labels!['apps.kubernetes.io/pod-index'] = '1';
+    const err = thrown(r);
+    expect(err).toBeInstanceOf(BadAnnotationError);
+    expect((err as Error).message).toMatch(
+      /^podlease.io\/sticky: the apps.kubernetes.io\/pod-index label says 1 but the name "web-0" says ordinal 0/,
+    );
+  });
+
+  it('reports a malformed pod-index label as invalid, not as absent', () => {
+    for (const label of ['-1', 'abc', '1e21', '01', '']) {
+      const r = reviewWith('create-pod-statefulset', { podName: 'web-1' });
+      r.request.object!.metadata.labels!['apps.kubernetes.io/pod-index'] = label;
+      expect((thrown(r) as Error).message).toContain(
+        `the apps.kubernetes.io/pod-index label ${JSON.stringify(label)} is not a valid ordinal`,
+      );
+    }
+  });
+
+  it('counts only the controller ownerReference, of kind StatefulSet and apiVersion apps/v1', () => {
+    const r = forged({ name: 'web-0', username: 'system:kube-controller-manager' });
+    const owners = r.request.object!.metadata.ownerReferences!;
+    expect(lease(decide(fromReview(r))).claims[0]?.stickyKey).toBe('default/web/0');
+    for (const controller of [false, undefined]) {
+      owners[0]!.controller = controller;
+      const err = thrown(r);
+      expect(err).toBeInstanceOf(BadAnnotationError);
+      expect((err as Error).message).toContain(
+        'its ownerReference to StatefulSet web is not the controller (only the ownerReference ' +
+          'with controller: true counts)',
+      );
+    }
+    // A non-controller StatefulSet reference next to another controller does not count either.
+    owners.push({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      name: 'rs',
+      uid: 'u',
+      controller: true,
+    });
+    expect((thrown(r) as Error).message).toContain('is not the controller');
+    r.request.object!.metadata.ownerReferences = [
+      { apiVersion: 'apps/v1beta2', kind: 'StatefulSet', name: 'web', uid: 'u', controller: true },
+    ];
+    expect((thrown(r) as Error).message).toContain('has apiVersion "apps/v1beta2", not apps/v1');
   });
 });

@@ -32,6 +32,7 @@ export const WEBHOOK_CONFIG: WebhookConfig = {
   storeTimeoutMs: 500,
   bodyLimitBytes: 64 * 1024,
   serviceAccount: DEFAULTS.serviceAccount,
+  statefulSetCreators: DEFAULTS.statefulSetCreators,
 };
 
 export interface Harness {

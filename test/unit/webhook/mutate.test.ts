@@ -64,6 +64,43 @@ describe('handleMutate', () => {
     expect(retry['podlease.io/lease']).toBe(second['podlease.io/lease']);
   });
 
+  it("denies a forged StatefulSet identity and leaves web-0's address and lease alone", async () => {
+    const h = await harness();
+    const pool = h.pools.pools.get('default')!;
+    const real = await handleMutate(loadReview('create-pod-statefulset'), {}, h.deps);
+    const ip = (applyAnnotationPatch({}, decodePatch(real.review)) ?? {})['podlease.io/ip'];
+    const before = await h.store.leases(pool);
+    expect(before).toHaveLength(1);
+    // `evil`, by alice, with web-0's ownerReference and pod-index label copied.
+    const forge = (name: string): ReturnType<typeof loadReview> => {
+      const r = reviewWith('create-pod-statefulset', { uid: `forged-${name}` });
+      const meta = r.request.object!.metadata;
+      meta.name = name;
+      delete meta.generateName;
+      meta.labels = { 'apps.kubernetes.io/pod-index': '0' };
+      r.request.name = name;
+      r.request.userInfo = { username: 'alice', groups: ['system:authenticated'] };
+      return r;
+    };
+    const status = async (name: string): Promise<unknown> =>
+      (await handleMutate(forge(name), {}, h.deps)).review.response?.status;
+    expect(await status('evil')).toEqual({
+      code: 400,
+      message: expect.stringMatching(
+        /^podlease: podlease.io\/sticky: pod "evil" is not named web-<ordinal>/,
+      ) as unknown,
+    });
+    expect(await status('web-0')).toEqual({
+      code: 403,
+      message: expect.stringMatching(
+        /^podlease: podlease.io\/sticky: pod "web-0" was created by "alice", which may not create StatefulSet pods \(allowed: .*\); .*set --statefulset-creators$/,
+      ) as unknown,
+    });
+    expect(await h.store.leases(pool)).toEqual(before);
+    const again = await handleMutate(loadReview('create-pod-statefulset'), {}, h.deps);
+    expect((applyAnnotationPatch({}, decodePatch(again.review)) ?? {})['podlease.io/ip']).toBe(ip);
+  });
+
   it('replaces a forged podlease.io/lease and removes forged keys', async () => {
     const h = await harness({ pools: [{ name: 'default', cidr: '10.244.0.0/16', default: true }] });
     const { review } = await handleMutate(loadReview('create-pod-forged-lease'), {}, h.deps);
@@ -173,6 +210,25 @@ describe('handleMutate', () => {
         reviewWith('create-pod-deployment', { annotations: { 'podlease.io/sticky': 'true' } }),
       ),
     ).toEqual([400, expect.stringContaining('StatefulSet pods only')]);
+    expect(await leasedCount(h.store, h.pools.pools.get('default'))).toBe(0);
+  });
+
+  it('denies 503 when the namespace cannot be looked up, rather than guessing it has no pool', async () => {
+    const h = await harness(undefined, {
+      namespaces: {
+        annotations: () =>
+          Promise.reject(new Error('no answer to GET namespace default within 1000 ms')),
+        ready: () => false,
+      },
+    });
+    const { review, outcome } = await handleMutate(loadReview('create-pod-deployment'), {}, h.deps);
+    expect(outcome).toBe('denied');
+    expect(review.response?.status).toEqual({
+      code: 503,
+      message: expect.stringMatching(
+        /^podlease: cannot read namespace "default" \(for its podlease.io\/pool annotation\): .*lookup failed: no answer to GET namespace default within 1000 ms; the API server retries the pod/,
+      ) as unknown,
+    });
     expect(await leasedCount(h.store, h.pools.pools.get('default'))).toBe(0);
   });
 
