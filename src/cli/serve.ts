@@ -10,7 +10,6 @@ import type { AddressInfo } from 'node:net';
 import type { Config, TlsConfig } from '../config/config.js';
 import { formatHostPort } from '../config/parse.js';
 import type { Logger } from '../log/logger.js';
-import { isPoolError } from '../pool/errors.js';
 import type { Pool } from '../pool/config.js';
 import type { EnsureResult, LeaseStore } from '../pool/store.js';
 import { createOpsApp, createWebhookApp } from '../webhook/app.js';
@@ -100,7 +99,8 @@ const layOutPools = async (deps: ServeDeps, quiet: boolean): Promise<Set<string>
       if (result === 'uninitialised') notReady.add(pool.name);
       if (!quiet || result === 'relaid') logPoolResult(deps.log, pool, result);
     } catch (err) {
-      if (isPoolError(err) && !err.retryable) throw err;
+      // A refused shrink or a broken pool does not heal by waiting: only `retryable` is retried.
+      if ((err as { retryable?: unknown } | null)?.retryable !== true) throw err;
       notReady.add(pool.name);
       if (!quiet) {
         deps.log.error({ err, pool: pool.name }, `pool ${pool.name}: cannot check it in the store`);

@@ -102,10 +102,12 @@ describe('startServe: laying out the pools', () => {
     },
   );
 
-  it('retries a retryable error until the store answers', async () => {
+  it('serves unready on a retryable error and retries until the store answers', async () => {
     const store = new ScriptedStore([new StoreUnavailableError('connection refused')]);
     const running = await start(serveConfig('--shutdown-delay', '0'), store);
-    expect(store.calls).toBe(2);
+    expect(await readyz(running.metrics.port)).toBe(503);
+    await expect.poll(() => store.calls, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    await expect.poll(() => readyz(running.metrics.port), { timeout: 10_000 }).toBe(200);
     await running.close();
   });
 });

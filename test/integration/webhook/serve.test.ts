@@ -160,9 +160,20 @@ describe.skipIf(skip !== '')(
     });
 
     it('gives a sticky web-0 the same address on both replicas', async () => {
-      const first = annotationsOf(await admit(review({}, 'create-pod-statefulset'), 0));
-      const second = annotationsOf(await admit(review({}, 'create-pod-statefulset'), 1));
+      const firstReview = review({}, 'create-pod-statefulset');
+      const first = annotationsOf(await admit(firstReview, 0));
       expect(first['podlease.io/ip']).toMatch(/^10\.60\./);
+      // The API server retries the call on the other replica: the same lease.
+      const retried = annotationsOf(await admit(firstReview, 1));
+      expect(retried['podlease.io/lease']).toBe(first['podlease.io/lease']);
+      // A new web-0 while the first one's lease is pending and young: its create may still be in
+      // flight, so the address is not taken over.
+      const early = (await admit(review({}, 'create-pod-statefulset'), 1)).body as ReviewReply;
+      expect(early.response.status?.code).toBe(409);
+      // The first pod is gone (its lease released by the controller): the reservation stays.
+      const [pool0, id] = (first['podlease.io/lease'] ?? '').split('/');
+      await store.release(pool(pool0 ?? ''), id ?? '');
+      const second = annotationsOf(await admit(review({}, 'create-pod-statefulset'), 1));
       expect(second['podlease.io/ip']).toBe(first['podlease.io/ip']);
       expect(second['podlease.io/lease']).not.toBe(first['podlease.io/lease']);
       const web1 = annotationsOf(
