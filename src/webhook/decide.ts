@@ -8,6 +8,7 @@ import type { Family } from '../ip/address.js';
 import {
   IP_LIST_MAX_ENTRIES,
   OWNED_ANNOTATION_KEYS,
+  POD_INDEX_LABEL,
   STATIC_IP_MAX_ENTRIES,
   USER_ANNOTATIONS,
 } from '../pool/annotations.js';
@@ -229,11 +230,19 @@ const stickyKeyFor = (
   if (!sticky && !hasList) return undefined;
   const which = hasList ? A.ipList : A.sticky;
   const id = statefulSetIdentity(input.pod);
-  if (!id.ok) {
+  if (!id.ok && id.problem === 'not-statefulset') {
     throw new BadAnnotationError(
       which,
       `${which} applies to StatefulSet pods only, and this pod is not one: ${id.reason}; remove the ` +
         `annotation, or use ${A.staticIp} for one pod's fixed address`,
+    );
+  }
+  if (!id.ok) {
+    throw new BadAnnotationError(
+      which,
+      `${which} needs the pod's StatefulSet ordinal, and ${id.reason}; the StatefulSet controller ` +
+        `sets ${POD_INDEX_LABEL} to the ordinal and names the pod <statefulset>-<ordinal>: do not ` +
+        'override either in the pod template',
     );
   }
   return { key: stickyKeyOf(input.namespace, id.identity), ordinal: id.identity.ordinal };

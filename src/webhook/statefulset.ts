@@ -4,6 +4,7 @@
  * pod's name (`<statefulset>-<ordinal>`; StatefulSet pods are named, never generateName'd).
  */
 import { POD_INDEX_LABEL } from '../pool/annotations.js';
+import { quote } from '../text/quote.js';
 import type { PodView } from './types.js';
 
 export interface StatefulSetIdentity {
@@ -12,6 +13,9 @@ export interface StatefulSetIdentity {
 }
 
 const ORDINAL = /^(0|[1-9]\d{0,8})$/;
+
+/** The largest ordinal accepted (nine digits). */
+export const MAX_ORDINAL = 999_999_999;
 
 /** The owning StatefulSet's name, or undefined when the pod has none. */
 export const statefulSetOwner = (pod: PodView): string | undefined => {
@@ -23,16 +27,34 @@ export const statefulSetOwner = (pod: PodView): string | undefined => {
 
 export type IdentityResult =
   | { readonly ok: true; readonly identity: StatefulSetIdentity }
-  | { readonly ok: false; readonly reason: string };
+  | {
+      readonly ok: false;
+      /** `not-statefulset`: no StatefulSet owns the pod; `bad-ordinal`: one does, but its ordinal is unusable. */
+      readonly problem: 'not-statefulset' | 'bad-ordinal';
+      readonly reason: string;
+    };
 
 export const statefulSetIdentity = (pod: PodView): IdentityResult => {
   const statefulSet = statefulSetOwner(pod);
   if (statefulSet === undefined) {
-    return { ok: false, reason: 'it has no ownerReference of kind StatefulSet' };
+    return {
+      ok: false,
+      problem: 'not-statefulset',
+      reason: 'it has no ownerReference of kind StatefulSet',
+    };
   }
   const label = pod.labels[POD_INDEX_LABEL];
-  if (label !== undefined && ORDINAL.test(label)) {
-    return { ok: true, identity: { statefulSet, ordinal: Number(label) } };
+  if (label !== undefined) {
+    // The label is the controller's word for the ordinal: an unusable one is not overridden by
+    // the name, it is reported.
+    if (ORDINAL.test(label)) return { ok: true, identity: { statefulSet, ordinal: Number(label) } };
+    return {
+      ok: false,
+      problem: 'bad-ordinal',
+      reason:
+        `its ${POD_INDEX_LABEL} label ${quote(label)} is not a valid ordinal (a whole number ` +
+        `from 0 to ${MAX_ORDINAL}, without sign, exponent or leading zeros)`,
+    };
   }
   const name = pod.name ?? '';
   const prefix = `${statefulSet}-`;
@@ -40,9 +62,10 @@ export const statefulSetIdentity = (pod: PodView): IdentityResult => {
   if (ORDINAL.test(suffix)) return { ok: true, identity: { statefulSet, ordinal: Number(suffix) } };
   return {
     ok: false,
+    problem: 'bad-ordinal',
     reason:
       `its ordinal is unknown: no ${POD_INDEX_LABEL} label and the name ` +
-      `${JSON.stringify(pod.name ?? '')} is not "${statefulSet}-<ordinal>"`,
+      `${quote(pod.name ?? '')} is not ${quote(`${statefulSet}-<ordinal>`)}`,
   };
 };
 
