@@ -8,16 +8,35 @@
 /** Most characters of user input a message quotes. */
 export const QUOTE_MAX_CHARS = 64;
 
+/** Where to cut `text` to keep at most `max` characters, never halving a surrogate pair. */
+const cutAt = (text: string, max: number): number => {
+  const last = text.charCodeAt(max - 1);
+  return last >= 0xd800 && last <= 0xdbff ? max - 1 : max;
+};
+
 /**
  * `text` as a JSON string literal, cut to `max` characters with the rest counted:
  * `"10.0.0.1,10.0.0.2,…"…(999936 more characters)`.
  */
 export const quote = (text: string, max: number = QUOTE_MAX_CHARS): string => {
   if (text.length <= max) return JSON.stringify(text);
-  let cut = max;
-  const last = text.charCodeAt(cut - 1);
-  if (last >= 0xd800 && last <= 0xdbff) cut -= 1; // keep a surrogate pair whole
+  const cut = cutAt(text, max);
   return `${JSON.stringify(text.slice(0, cut))}…(${text.length - cut} more characters)`;
+};
+
+/** `text` unquoted, cut to `max` characters with the rest counted (for text that is a message). */
+export const clip = (text: string, max: number = QUOTE_MAX_CHARS): string => {
+  if (text.length <= max) return text;
+  const cut = cutAt(text, max);
+  return `${text.slice(0, cut)}…(${text.length - cut} more characters)`;
+};
+
+/** A JSON value as JSON text, cut like `quote` (a string is quoted, anything else written as JSON). */
+export const quoteJson = (v: unknown, max: number = QUOTE_MAX_CHARS): string => {
+  if (typeof v === 'string') return quote(v, max);
+  // JSON.stringify answers undefined for undefined, functions and symbols, despite its type.
+  const json = JSON.stringify(v) as string | undefined;
+  return clip(json ?? String(v), max);
 };
 
 /** What a value of any type is, for "must be a string, got …" messages: `number 42`, `an object`. */
