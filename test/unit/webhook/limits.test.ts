@@ -91,6 +91,21 @@ describe('podlease.io/ip-list is bounded before it is parsed', () => {
     });
   }
 
+  it('answers 400 with the podlease: prefix and the limit (not a 503 "within 0 ms")', async () => {
+    const h = await harness();
+    for (const n of [20_000, 100_000]) {
+      const r = reviewWith('create-pod-statefulset', {
+        annotations: { 'podlease.io/ip-list': v4List(n) },
+      });
+      const { review, outcome } = await handleMutate(r, {}, h.deps);
+      expect(outcome).toBe('denied');
+      expect(review.response?.status?.code).toBe(400);
+      expect(review.response?.status?.message).toMatch(
+        /^podlease: podlease\.io\/ip-list (is \d+ characters long|has \d+ entries); it takes at most 4096 /,
+      );
+    }
+  });
+
   it('counts the entries of a short value before splitting it: 4097 entries are denied', () => {
     const value = v4List(IP_LIST_MAX_ENTRIES + 1);
     expect(value.length).toBeLessThan(IP_LIST_MAX_ENTRIES * ADDRESS_ENTRY_MAX_CHARS);
