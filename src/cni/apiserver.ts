@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { RequestOptions } from 'node:https';
+import { clip } from '../text/quote.js';
 import type { PodRef } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
 import type { ApiConnection } from './kubeconfig.js';
@@ -13,10 +14,12 @@ import type { PodInfo } from './pod.js';
 export interface HttpAnswer {
   readonly status: number;
   readonly body: string;
+  /** The `Location` header of a redirect. */
+  readonly location?: string | undefined;
 }
 
 /** Largest response body read (a pod object is a few KiB; PartialObjectMetadata less). */
-const MAX_BODY = 4 * 1024 * 1024;
+export const MAX_BODY = 4 * 1024 * 1024;
 
 /** TLS failures that retrying will not fix: they mean the kubeconfig's CA or name is wrong. */
 const TLS_CONFIG_ERRORS = new Set([
@@ -27,6 +30,14 @@ const TLS_CONFIG_ERRORS = new Set([
   'CERT_HAS_EXPIRED',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+
+/** The answer was cut off at MAX_BODY: it was received, but it is not a pod (or a version). */
+export class ApiResponseTooLargeError extends Error {
+  constructor(target: string) {
+    super(`GET ${target}: the response is larger than ${MAX_BODY} bytes (4 MiB), the most read`);
+    this.name = 'ApiResponseTooLargeError';
+  }
+}
 
 /** Thrown for transport failures, so callers can map them (ADD: 11, STATUS: 50). */
 export class ApiUnreachableError extends Error {
@@ -64,12 +75,13 @@ const requestOptions = (conn: ApiConnection, path: string, accept: string): Requ
 const readBody = (
   res: IncomingMessage,
   done: (err: Error | undefined, body: string) => void,
+  tooLarge: () => Error,
 ): void => {
   const chunks: Buffer[] = [];
   let size = 0;
   res.on('data', (chunk: Buffer) => {
     size += chunk.length;
-    if (size > MAX_BODY) res.destroy(new Error(`response larger than ${MAX_BODY} bytes`));
+    if (size > MAX_BODY) res.destroy(tooLarge());
     else chunks.push(chunk);
   });
   res.on('end', () => {
@@ -80,7 +92,10 @@ const readBody = (
   });
 };
 
-/** One GET with a deadline; rejects with ApiUnreachableError on any transport failure. */
+/**
+ * One GET with a deadline; rejects with ApiUnreachableError on any transport failure and with
+ * ApiResponseTooLargeError for a body over MAX_BODY.
+ */
 export const httpGet = async (
   conn: ApiConnection,
   path: string,
@@ -95,17 +110,25 @@ export const httpGet = async (
   const target = `${conn.server.origin}${joinPath(conn.server, path)}`;
   return new Promise<HttpAnswer>((resolve, reject) => {
     const fail = (e: unknown): void => {
+      if (e instanceof ApiResponseTooLargeError) {
+        reject(e);
+        return;
+      }
       const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
       reject(
         new ApiUnreachableError(`GET ${target}: ${describeError(e)}`, TLS_CONFIG_ERRORS.has(code)),
       );
     };
     const req = request(requestOptions(conn, path, opts.accept), res => {
-      readBody(res, (err, body) => {
-        clearTimeout(timer);
-        if (err !== undefined) fail(err);
-        else resolve({ status: res.statusCode ?? 0, body });
-      });
+      readBody(
+        res,
+        (err, body) => {
+          clearTimeout(timer);
+          if (err !== undefined) fail(err);
+          else resolve({ status: res.statusCode ?? 0, body, location: res.headers.location });
+        },
+        () => new ApiResponseTooLargeError(target),
+      );
     });
     const timer = setTimeout(() => {
       req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`));
@@ -121,34 +144,75 @@ export const httpGet = async (
 /** Ask for PartialObjectMetadata (annotations and UID only), falling back to the full pod. */
 const POD_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
 
+/** Most characters of an error answer that go into `details`. */
+const MAX_DETAIL = 200;
+
 const statusMessage = (body: string): string => {
   try {
-    const parsed = JSON.parse(body) as { message?: unknown };
-    if (typeof parsed.message === 'string') return parsed.message;
+    const parsed = JSON.parse(body) as { message?: unknown } | null;
+    if (typeof parsed?.message === 'string') return clip(parsed.message, MAX_DETAIL);
   } catch {
     // not a Status object
   }
-  return body.slice(0, 200);
+  return clip(body, MAX_DETAIL);
 };
 
-const podFromBody = (pod: PodRef, body: string): PodInfo => {
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** What a parsed answer is, for "not a Pod object" messages. */
+const describeJson = (v: unknown): string => {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a JSON list';
+  if (!isObject(v)) return `a JSON ${typeof v}`;
+  return typeof v.kind === 'string'
+    ? `an object of kind ${JSON.stringify(clip(v.kind))}`
+    : 'an object without metadata';
+};
+
+/** Kinds a pod GET may answer with (the Accept header asks for PartialObjectMetadata first). */
+const POD_KINDS = new Set(['Pod', 'PartialObjectMetadata']);
+
+/** The metadata of a Pod (or PartialObjectMetadata) object; undefined when it is not one. */
+const podMetadata = (parsed: unknown): Record<string, unknown> | undefined => {
+  if (!isObject(parsed) || !isObject(parsed.metadata)) return undefined;
+  const kind = parsed.kind;
+  if (kind !== undefined && (typeof kind !== 'string' || !POD_KINDS.has(kind))) return undefined;
+  const annotations = parsed.metadata.annotations;
+  if (annotations !== undefined && annotations !== null && !isObject(annotations)) return undefined;
+  return parsed.metadata;
+};
+
+const CHECK_SERVER = (server: string): string =>
+  `the runtime retries; if this persists, check that the kubeconfig's server ${server} is the ` +
+  'Kubernetes API server and not a proxy or another service';
+
+const podFromBody = (pod: PodRef, body: string, server: string): PodInfo => {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch (e) {
     throw new CniError(
       CNI_ERROR.tryAgainLater,
-      `the API server sent an unreadable answer for pod ${pod.namespace}/${pod.name}`,
-      describeError(e),
+      `the API server ${server} sent an unreadable answer for pod ${pod.namespace}/${pod.name}`,
+      `${describeError(e)}; ${CHECK_SERVER(server)}`,
     );
   }
-  const meta = (parsed as { metadata?: { uid?: unknown; annotations?: unknown } } | null)?.metadata;
+  const meta = podMetadata(parsed);
+  if (meta === undefined) {
+    throw new CniError(
+      CNI_ERROR.tryAgainLater,
+      `the API server ${server} answered GET pod ${pod.namespace}/${pod.name} with something that ` +
+        `is not a Pod object (${describeJson(parsed)})`,
+      CHECK_SERVER(server),
+    );
+  }
   const annotations: Record<string, string> = {};
-  if (typeof meta?.annotations === 'object' && meta.annotations !== null) {
+  if (isObject(meta.annotations)) {
     for (const [k, v] of Object.entries(meta.annotations))
       if (typeof v === 'string') annotations[k] = v;
   }
-  return { uid: typeof meta?.uid === 'string' ? meta.uid : undefined, annotations };
+  return { uid: typeof meta.uid === 'string' ? meta.uid : undefined, annotations };
 };
 
 const httpError = (pod: PodRef, answer: HttpAnswer, server: string): CniError => {
@@ -161,6 +225,15 @@ const httpError = (pod: PodRef, answer: HttpAnswer, server: string): CniError =>
       msg,
     );
   }
+  if (answer.status >= 300 && answer.status < 400) {
+    const to = answer.location === undefined ? '' : ` to ${clip(answer.location, MAX_DETAIL)}`;
+    return new CniError(
+      CNI_ERROR.invalidConfig,
+      `the API server ${server} answered GET pod ${name} with an unexpected redirect (status ${answer.status}${to})`,
+      "the plugin does not follow redirects: set the kubeconfig's server to the API server's own " +
+        'URL (https://host:port, as kubectl uses it)',
+    );
+  }
   if (answer.status === 429 || answer.status >= 500) {
     return new CniError(
       CNI_ERROR.tryAgainLater,
@@ -168,10 +241,17 @@ const httpError = (pod: PodRef, answer: HttpAnswer, server: string): CniError =>
       msg,
     );
   }
+  if (answer.status >= 400) {
+    return new CniError(
+      CNI_ERROR.apiServerRefused,
+      `the API server ${server} answered ${answer.status} to GET pod ${name}`,
+      `${msg} — the kubeconfig's credentials need "get" on pods (check the podlease ClusterRole and its binding)`,
+    );
+  }
   return new CniError(
-    CNI_ERROR.apiServerRefused,
-    `the API server ${server} answered ${answer.status} to GET pod ${name}`,
-    `${msg} — the kubeconfig's credentials need "get" on pods (check the podlease ClusterRole and its binding)`,
+    CNI_ERROR.tryAgainLater,
+    `the API server ${server} answered GET pod ${name} with unexpected status ${answer.status} (expected 200)`,
+    `${msg}; ${CHECK_SERVER(server)}`,
   );
 };
 
@@ -186,6 +266,14 @@ export const getPod = async (
   try {
     answer = await httpGet(conn, path, { accept: POD_ACCEPT, timeoutMs });
   } catch (e) {
+    if (e instanceof ApiResponseTooLargeError) {
+      throw new CniError(
+        CNI_ERROR.tryAgainLater,
+        `the API server ${conn.server.origin} answered GET pod ${pod.namespace}/${pod.name} with ` +
+          `more than ${MAX_BODY} bytes (4 MiB), larger than any pod`,
+        `${e.message}; ${CHECK_SERVER(conn.server.origin)}`,
+      );
+    }
     if (!(e instanceof ApiUnreachableError)) throw e;
     throw new CniError(
       e.tlsConfig ? CNI_ERROR.invalidConfig : CNI_ERROR.tryAgainLater,
@@ -196,7 +284,7 @@ export const getPod = async (
     );
   }
   if (answer.status !== 200) throw httpError(pod, answer, conn.server.origin);
-  return podFromBody(pod, answer.body);
+  return podFromBody(pod, answer.body, conn.server.origin);
 };
 
 /** STATUS: any HTTP answer to GET /version means reachable; code 50 otherwise. */
@@ -204,6 +292,14 @@ export const probe = async (conn: ApiConnection, timeoutMs: number): Promise<voi
   try {
     await httpGet(conn, '/version', { accept: 'application/json', timeoutMs });
   } catch (e) {
+    if (e instanceof ApiResponseTooLargeError) {
+      throw new CniError(
+        CNI_ERROR.notAvailable,
+        `the API server ${conn.server.origin} named in the kubeconfig answered GET /version with ` +
+          `more than ${MAX_BODY} bytes (4 MiB)`,
+        `${e.message}; check that the kubeconfig's server is the Kubernetes API server`,
+      );
+    }
     if (!(e instanceof ApiUnreachableError)) throw e;
     throw new CniError(
       CNI_ERROR.notAvailable,

@@ -6,6 +6,7 @@
 import { ipFamily, parsePrefix } from './addr.js';
 import { CNI_ERROR, CniError } from './errors.js';
 import { LATEST_VERSION, requireSupported, type CniVersion } from './version.js';
+import { quote, quoteJson } from '../text/quote.js';
 
 export const CNI_COMMANDS = ['ADD', 'DEL', 'CHECK', 'VERSION', 'STATUS', 'GC'] as const;
 export type CniCommand = (typeof CNI_COMMANDS)[number];
@@ -80,10 +81,7 @@ export const parseCommand = (env: Env): CniCommand => {
   if (raw === undefined || raw === '') throw envError('CNI_COMMAND', 'is not set');
   const command = CNI_COMMANDS.find(c => c === raw);
   if (command === undefined) {
-    throw envError(
-      'CNI_COMMAND',
-      `is ${JSON.stringify(raw)}; expected one of ${CNI_COMMANDS.join(', ')}`,
-    );
+    throw envError('CNI_COMMAND', `is ${quote(raw)}; expected one of ${CNI_COMMANDS.join(', ')}`);
   }
   return command;
 };
@@ -96,10 +94,7 @@ export const parseCniArgs = (raw: string | undefined): Record<string, string> =>
     if (pair === '') continue;
     const eq = pair.indexOf('=');
     if (eq <= 0)
-      throw envError(
-        'CNI_ARGS',
-        `has a malformed pair ${JSON.stringify(pair)} (expected KEY=VALUE)`,
-      );
+      throw envError('CNI_ARGS', `has a malformed pair ${quote(pair)} (expected KEY=VALUE)`);
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;
@@ -142,13 +137,10 @@ export const podRefFromArgs = (args: Readonly<Record<string, string>>): PodRef =
   if (namespace === undefined) throw envError('CNI_ARGS', 'lacks K8S_POD_NAMESPACE');
   if (name === undefined) throw envError('CNI_ARGS', 'lacks K8S_POD_NAME');
   if (!DNS_LABEL.test(namespace)) {
-    throw envError(
-      'CNI_ARGS',
-      `has K8S_POD_NAMESPACE=${JSON.stringify(namespace)}, not a namespace name`,
-    );
+    throw envError('CNI_ARGS', `has K8S_POD_NAMESPACE=${quote(namespace)}, not a namespace name`);
   }
   if (!DNS_SUBDOMAIN.test(name)) {
-    throw envError('CNI_ARGS', `has K8S_POD_NAME=${JSON.stringify(name)}, not a pod name`);
+    throw envError('CNI_ARGS', `has K8S_POD_NAME=${quote(name)}, not a pod name`);
   }
   return Object.freeze({ namespace, name, uid: nonEmpty(args.K8S_POD_UID) });
 };
@@ -200,7 +192,7 @@ const routeInts = (
     const v = raw[key];
     if (v === undefined) continue;
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0) route[key] = v;
-    else problems.push(`${at}.${key} ${JSON.stringify(v)} is not a non-negative integer`);
+    else problems.push(`${at}.${key} ${quoteJson(v)} is not a non-negative integer`);
   }
 };
 
@@ -211,11 +203,11 @@ const parseRoute = (raw: unknown, at: string, problems: string[]): Route | undef
   }
   const { dst, gw } = raw;
   if (typeof dst !== 'string' || cidrFamily(dst) === undefined) {
-    problems.push(`${at}.dst ${JSON.stringify(dst)} is not a CIDR`);
+    problems.push(`${at}.dst ${quoteJson(dst)} is not a CIDR`);
     return undefined;
   }
   if (gw !== undefined && (typeof gw !== 'string' || ipFamily(gw) === 0)) {
-    problems.push(`${at}.gw ${JSON.stringify(gw)} is not an IP address`);
+    problems.push(`${at}.gw ${quoteJson(gw)} is not an IP address`);
     return undefined;
   }
   const route: Record<string, string | number> = { dst };
@@ -240,8 +232,7 @@ const parseDns = (raw: unknown, problems: string[]): Dns | undefined => {
   const dns: { -readonly [K in keyof Dns]: Dns[K] } = {};
   const nameservers = stringList(raw.nameservers, 'ipam.dns.nameservers', problems);
   const bad = nameservers?.find(s => ipFamily(s) === 0);
-  if (bad !== undefined)
-    problems.push(`ipam.dns.nameservers has ${JSON.stringify(bad)}, not an IP address`);
+  if (bad !== undefined) problems.push(`ipam.dns.nameservers has ${quote(bad)}, not an IP address`);
   if (nameservers !== undefined) dns.nameservers = nameservers;
   if (typeof raw.domain === 'string') dns.domain = raw.domain;
   else if (raw.domain !== undefined) problems.push('ipam.dns.domain is not a string');

@@ -8,10 +8,10 @@
  * | ---- | --------------------------------------------------------------------------- |
  * | 1    | incompatible CNI version (unsupported `cniVersion`, or a verb it lacks)     |
  * | 4    | invalid or missing `CNI_*` environment variable (the message names it)      |
- * | 5    | I/O failure (stdin could not be read, a kubeconfig file could not be read)  |
+ * | 5    | I/O failure: stdin, the kubeconfig or a file it names could not be read     |
  * | 6    | failed to decode stdin (not JSON, not an object)                            |
- * | 7    | invalid network configuration (`ipam` section, kubeconfig content)          |
- * | 11   | try again later: the API server could not be reached or answered 5xx/429    |
+ * | 7    | invalid network configuration (`ipam`, kubeconfig content, a redirect)      |
+ * | 11   | try again later: API server unreachable, 5xx/429, or an answer not a pod    |
  * | 50   | STATUS: the plugin is not available (API server unreachable)                |
  * | 100  | the pod carries no `podlease.io/ip`: the webhook did not admit it            |
  * | 101  | the pod's podlease annotations are malformed                                |

@@ -7,6 +7,7 @@
  */
 import { readFile as fsReadFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { quote } from '../text/quote.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
 
 /** Everything needed to open an authenticated HTTPS connection to the API server. */
@@ -74,12 +75,20 @@ class Loader {
     return file === undefined ? undefined : this.file(file, key);
   }
 
-  async file(file: string, what: string): Promise<Buffer> {
+  /** Reads a file; code 5 (the spec's "failed to access a file") naming its path. */
+  async file(file: string, what: string | undefined): Promise<Buffer> {
     const full = isAbsolute(file) ? file : resolve(dirname(this.path), file);
     try {
       return await this.readFile(full);
     } catch (e) {
-      throw configError(this.path, `${what} ${full} cannot be read (${describeError(e)})`);
+      throw new CniError(
+        CNI_ERROR.ioFailure,
+        what === undefined
+          ? `cannot read the kubeconfig ${full}`
+          : `cannot read ${what} ${full} named in the kubeconfig ${this.path}`,
+        `${describeError(e)}; check that the file exists and the container runtime may read it ` +
+          '(the podlease DaemonSet writes it), or fix ipam.kubeconfig in the CNI config',
+      );
     }
   }
 
@@ -140,7 +149,7 @@ const parseServer = (path: string, cluster: Json | undefined): URL => {
   } catch {
     // fall through to the error below
   }
-  throw configError(path, `server ${JSON.stringify(server)} is not an http(s) URL`);
+  throw configError(path, `server ${quote(server)} is not an http(s) URL`);
 };
 
 /** Reads and resolves the kubeconfig at `path` (current context, else its only context). */
@@ -149,24 +158,29 @@ export const loadKubeconfig = async (
   readFile: ReadFile = fsReadFile,
 ): Promise<ApiConnection> => {
   const loader = new Loader(path, readFile);
-  const doc = await parseDoc(path, (await loader.file(path, 'the file')).toString('utf8'));
+  const doc = await parseDoc(path, (await loader.file(path, undefined)).toString('utf8'));
   const current = str(doc, 'current-context');
   const context = named(doc, 'contexts', 'context', current);
   if (context === undefined) {
     throw configError(
       path,
-      current === undefined
-        ? 'it has no current-context'
-        : `context ${JSON.stringify(current)} is missing`,
+      current === undefined ? 'it has no current-context' : `context ${quote(current)} is missing`,
     );
   }
-  const cluster = named(doc, 'clusters', 'cluster', str(context, 'cluster'));
-  if (cluster === undefined)
-    throw configError(path, `cluster ${JSON.stringify(str(context, 'cluster'))} is missing`);
+  const clusterName = str(context, 'cluster');
+  const cluster = named(doc, 'clusters', 'cluster', clusterName);
+  if (cluster === undefined) {
+    throw configError(
+      path,
+      clusterName === undefined
+        ? 'the context names no cluster'
+        : `cluster ${quote(clusterName)} is missing`,
+    );
+  }
   const userName = str(context, 'user');
   const user = userName === undefined ? undefined : named(doc, 'users', 'user', userName);
   if (userName !== undefined && user === undefined) {
-    throw configError(path, `user ${JSON.stringify(userName)} is missing`);
+    throw configError(path, `user ${quote(userName)} is missing`);
   }
   return Object.freeze({
     server: parseServer(path, cluster),

@@ -14,6 +14,7 @@ import {
 } from './addr.js';
 import type { PodRef } from './args.js';
 import { CNI_ERROR, CniError } from './errors.js';
+import { quote } from '../text/quote.js';
 
 /** One address of the pod, with the prefix length of its pool and the pool's gateway. */
 export interface PodAddress {
@@ -88,9 +89,9 @@ const toAddress = (
 ): PodAddress => {
   const prefix = parsePrefix(cidrRaw);
   const addr = parseIp(ip);
-  if (addr === undefined) throw bad(pod, `${JSON.stringify(ip)} is not an IP address`);
-  if (prefix === undefined) throw bad(pod, `${JSON.stringify(cidrRaw)} is not a CIDR`);
-  if (!prefixContains(prefix, addr)) throw bad(pod, `address ${ip} is outside ${cidrRaw}`);
+  if (addr === undefined) throw bad(pod, `${quote(ip)} is not an IP address`);
+  if (prefix === undefined) throw bad(pod, `${quote(cidrRaw)} is not a CIDR`);
+  if (!prefixContains(prefix, addr)) throw bad(pod, `address ${ip} is outside ${quote(cidrRaw)}`);
   return {
     family: addr.family,
     address: `${formatIp(addr)}/${prefix.bits}`,
@@ -118,11 +119,11 @@ const annotationLists = (pod: PodRef, annotations: Readonly<Record<string, strin
   if (ips.length !== cidrs.length || ips.length > 2) {
     throw bad(
       pod,
-      `${OWNED_ANNOTATIONS.ip}="${ipText}" does not pair with ${OWNED_ANNOTATIONS.cidr}="${cidrText}"`,
+      `${OWNED_ANNOTATIONS.ip}=${quote(ipText)} does not pair with ${OWNED_ANNOTATIONS.cidr}=${quote(cidrText)}`,
     );
   }
   const badGw = gateways.find(g => ipFamily(g) === 0);
-  if (badGw !== undefined) throw bad(pod, `gateway ${JSON.stringify(badGw)} is not an IP address`);
+  if (badGw !== undefined) throw bad(pod, `gateway ${quote(badGw)} is not an IP address`);
   return { ipText, ips, cidrs, gateways };
 };
 
@@ -138,7 +139,7 @@ export const podAddresses = (
   const { ipText, ips, cidrs, gateways } = annotationLists(pod, annotations);
   const out = ips.map((ip, i) => toAddress(pod, ip, cidrs[i] ?? '', gateways));
   if (out.length === 2 && out[0]?.family === out[1]?.family) {
-    throw bad(pod, `${OWNED_ANNOTATIONS.ip}="${ipText}" lists two addresses of one family`);
+    throw bad(pod, `${OWNED_ANNOTATIONS.ip}=${quote(ipText)} lists two addresses of one family`);
   }
   return out.sort((a, b) => a.family - b.family);
 };

@@ -1,5 +1,6 @@
 /** CNI spec versions: what podlease speaks, and which verbs each version allows. */
 import { CNI_ERROR, CniError } from './errors.js';
+import { quote } from '../text/quote.js';
 
 /** Versions whose results podlease can produce (CNI SPEC 0.3.0 … 1.1.0). */
 export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
@@ -27,7 +28,7 @@ export const requireSupported = (version: string): CniVersion => {
   if (isSupportedVersion(version)) return version;
   throw new CniError(
     CNI_ERROR.incompatibleVersion,
-    `incompatible CNI version ${JSON.stringify(version)}`,
+    `incompatible CNI version ${quote(version)}`,
     `podlease supports ${SUPPORTED_VERSIONS.join(', ')}; set "cniVersion" in the network configuration to one of them`,
   );
 };

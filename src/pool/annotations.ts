@@ -30,3 +30,18 @@ export const OWNED_ANNOTATION_KEYS: readonly string[] = Object.values(OWNED_ANNO
 
 /** Label the StatefulSet controller sets on its pods (Kubernetes ≥ 1.28). */
 export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
+
+/**
+ * Most entries `podlease.io/ip-list` may hold, both families together: a StatefulSet of up to
+ * 4096 single-stack or 2048 dual-stack ordinals. The value is bounded before it is parsed.
+ */
+export const IP_LIST_MAX_ENTRIES = 4096;
+
+/** `podlease.io/static-ip` holds one address per family. */
+export const STATIC_IP_MAX_ENTRIES = 2;
+
+/**
+ * Most characters an address list may spend per entry (the longest IPv6 text is 45 characters;
+ * the rest is room for spaces around the commas): a longer value is refused before it is split.
+ */
+export const ADDRESS_ENTRY_MAX_CHARS = 64;

@@ -4,13 +4,20 @@
  * Problems are thrown as typed errors (errors.ts, pool/errors.ts) and turned into denials at the
  * edge (respond.ts).
  */
-import { canonicalIp, parseIp, type Family } from '../ip/address.js';
-import { OWNED_ANNOTATION_KEYS, USER_ANNOTATIONS } from '../pool/annotations.js';
+import type { Family } from '../ip/address.js';
+import {
+  IP_LIST_MAX_ENTRIES,
+  OWNED_ANNOTATION_KEYS,
+  STATIC_IP_MAX_ENTRIES,
+  USER_ANNOTATIONS,
+} from '../pool/annotations.js';
 import { namespaceAllowed, type Pool, type PoolSet } from '../pool/config.js';
 import { UnknownPoolError } from '../pool/errors.js';
 import { whyNotAllocatable } from '../pool/addressing.js';
-import { ipToIndex } from '../pool/layout.js';
+import { ipToIndex, valueToIndex } from '../pool/layout.js';
 import type { PodRef } from '../pool/store.js';
+import { quote } from '../text/quote.js';
+import { parseAddressList, type ListedAddress, type ListLimit } from './address-list.js';
 import {
   AddressOutsidePoolError,
   BadAnnotationError,
@@ -67,7 +74,7 @@ const trueFalse = (annotations: Readonly<Record<string, string>>, key: string): 
   const value = annotations[key];
   if (value === undefined || value === 'false') return false;
   if (value === 'true') return true;
-  throw new BadAnnotationError(key, `${key}: ${JSON.stringify(value)} is not "true" or "false"`);
+  throw new BadAnnotationError(key, `${key}: ${quote(value)} is not "true" or "false"`);
 };
 
 const checkEnum = (
@@ -79,7 +86,7 @@ const checkEnum = (
   if (value !== undefined && !allowed.includes(value)) {
     throw new BadAnnotationError(
       key,
-      `${key}: ${JSON.stringify(value)} is not one of ${allowed.join(', ')}`,
+      `${key}: ${quote(value)} is not one of ${allowed.join(', ')}`,
     );
   }
 };
@@ -102,11 +109,13 @@ const defaultPools = (input: DecisionInput): Pool[] => {
 
 /** `pool` or `v4pool,v6pool` to pools, IPv4 first. */
 const namedPools = (input: DecisionInput, text: string, where: string): Pool[] => {
-  const names = splitList(text);
-  if (names.length > 2 || names.some(n => n === '')) {
+  // At most one comma, checked before splitting: the value may be arbitrarily long.
+  const comma = text.indexOf(',');
+  const names = comma !== -1 && text.includes(',', comma + 1) ? [] : splitList(text);
+  if (names.length === 0 || names.some(n => n === '')) {
     throw new BadAnnotationError(
       A.pool,
-      `${where}: ${JSON.stringify(text)} must be one pool name or two (IPv4,IPv6) separated by a comma`,
+      `${where}: ${quote(text)} must be one pool name or two (IPv4,IPv6) separated by a comma`,
     );
   }
   const pools = names.map(name => {
@@ -118,7 +127,7 @@ const namedPools = (input: DecisionInput, text: string, where: string): Pool[] =
   if (first !== undefined && second !== undefined && first.family === second.family) {
     throw new BadAnnotationError(
       A.pool,
-      `${where}: ${JSON.stringify(text)} names two IPv${first.family} pools; a dual-stack pod ` +
+      `${where}: ${quote(text)} names two IPv${first.family} pools; a dual-stack pod ` +
         'takes one IPv4 and one IPv6 pool',
     );
   }
@@ -143,27 +152,24 @@ const resolvePools = (
 const poolContaining = (pools: PoolSet, ip: string): Pool | undefined =>
   [...pools.pools.values()].find(p => ipToIndex(p.layout, ip) !== undefined);
 
-/** Addresses of an annotation, canonical, grouped by family (throws on a bad entry). */
-const addressesByFamily = (key: string, value: string): Map<Family, string[]> => {
-  const out = new Map<Family, string[]>();
-  for (const entry of splitList(value)) {
-    const ip = parseIp(entry);
-    const canonical = canonicalIp(entry);
-    if (ip === undefined || canonical === undefined) {
-      throw new BadAnnotationError(key, `${key}: ${JSON.stringify(entry)} is not an IP address`);
-    }
-    const list = out.get(ip.family) ?? [];
-    if (list.includes(canonical)) {
-      throw new BadAnnotationError(key, `${key}: ${canonical} is listed twice`);
-    }
-    list.push(canonical);
-    out.set(ip.family, list);
-  }
-  return out;
+const IP_LIST_LIMIT: ListLimit = {
+  maxEntries: IP_LIST_MAX_ENTRIES,
+  why: 'one address per StatefulSet ordinal and family',
 };
 
-const checkInPool = (key: string, ip: string, pool: Pool, pools: PoolSet): void => {
-  if (ipToIndex(pool.layout, ip) !== undefined) return;
+const STATIC_IP_LIMIT: ListLimit = {
+  maxEntries: STATIC_IP_MAX_ENTRIES,
+  why: 'one address per family, IPv4,IPv6',
+};
+
+const checkInPool = (key: string, listed: ListedAddress, pool: Pool, pools: PoolSet): void => {
+  if (
+    listed.ip.family === pool.family &&
+    valueToIndex(pool.layout, listed.ip.value) !== undefined
+  ) {
+    return;
+  }
+  const ip = listed.text;
   const other = poolContaining(pools, ip);
   const why = whyNotAllocatable(pool, ip);
   const hint =
@@ -177,7 +183,7 @@ const checkInPool = (key: string, ip: string, pool: Pool, pools: PoolSet): void 
 
 const familiesMatch = (
   key: string,
-  byFamily: Map<Family, string[]>,
+  byFamily: Map<Family, ListedAddress[]>,
   pools: readonly Pool[],
 ): void => {
   for (const family of byFamily.keys()) {
@@ -205,20 +211,20 @@ const staticAddresses = (
   const value = own[A.staticIp];
   const exact = new Map<Family, string>();
   if (value === undefined) return exact;
-  const byFamily = addressesByFamily(A.staticIp, value);
+  const byFamily = parseAddressList(A.staticIp, value, STATIC_IP_LIMIT);
   familiesMatch(A.staticIp, byFamily, pools);
   for (const [family, list] of byFamily) {
     if (list.length > 1) {
       throw new BadAnnotationError(
         A.staticIp,
-        `${A.staticIp}: more than one IPv${family} address (${list.join(', ')})`,
+        `${A.staticIp}: more than one IPv${family} address (${list.map(l => l.text).join(', ')})`,
       );
     }
     const pool = pools.find(p => p.family === family);
-    const ip = list[0];
-    if (pool === undefined || ip === undefined) continue;
-    checkInPool(A.staticIp, ip, pool, input.pools);
-    exact.set(family, ip);
+    const listed = list[0];
+    if (pool === undefined || listed === undefined) continue;
+    checkInPool(A.staticIp, listed, pool, input.pools);
+    exact.set(family, listed.text);
   }
   return exact;
 };
@@ -273,13 +279,13 @@ const listedAddresses = (
       `${A.ipList} and ${A.staticIp} are both set; keep one of them`,
     );
   }
-  const byFamily = addressesByFamily(A.ipList, value);
+  const byFamily = parseAddressList(A.ipList, value, IP_LIST_LIMIT);
   familiesMatch(A.ipList, byFamily, pools);
   for (const [family, list] of byFamily) {
     const pool = pools.find(p => p.family === family);
     if (pool === undefined) continue;
-    for (const ip of list) checkInPool(A.ipList, ip, pool, input.pools);
-    const ip = list[ordinal];
+    for (const listed of list) checkInPool(A.ipList, listed, pool, input.pools);
+    const ip = list[ordinal]?.text;
     if (ip === undefined) {
       throw new BadAnnotationError(
         A.ipList,

@@ -4,6 +4,7 @@
  */
 import { USER_ANNOTATIONS } from '../pool/annotations.js';
 import { describeHolder, isPoolError, type AnyPoolError } from '../pool/errors.js';
+import { quote } from '../text/quote.js';
 import { isWebhookError } from './errors.js';
 import { deny } from './review.js';
 import type { AdmissionResponse } from './types.js';
@@ -55,7 +56,7 @@ const poolDenial = (err: AnyPoolError): Denial => {
         code: 404,
         reason: err.code,
         message:
-          `unknown pool "${err.pool}"; known pools: ${err.known.length > 0 ? err.known.join(', ') : '(none)'}; ` +
+          `unknown pool ${quote(err.pool)}; known pools: ${err.known.length > 0 ? err.known.join(', ') : '(none)'}; ` +
           `fix the ${USER_ANNOTATIONS.pool} annotation of the pod or its namespace`,
       };
     case 'POOL_RECOVERING':

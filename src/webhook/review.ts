@@ -12,6 +12,7 @@ import {
   type PatchOperation,
   type PodView,
 } from './types.js';
+import { describeValue, quote } from '../text/quote.js';
 import { BadPodError, BadReviewError } from './errors.js';
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
@@ -26,27 +27,54 @@ export interface ParsedReview {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-/** Checks the envelope; throws BadReviewError naming what is missing. */
-export const parseAdmissionReview = (body: unknown): ParsedReview => {
-  if (!isRecord(body))
-    throw new BadReviewError('the body is not a JSON object (expected an AdmissionReview)');
-  const apiVersion = body.apiVersion;
-  if (
-    body.kind !== 'AdmissionReview' ||
-    !ADMISSION_API_VERSIONS.includes(apiVersion as AdmissionApiVersion)
-  ) {
+/** `kind "Pod"`, `no kind`, `kind number 3`: a field as found, for a message. */
+const found = (name: string, v: unknown): string => {
+  if (v === undefined) return `no ${name}`;
+  return typeof v === 'string' ? `${name} ${quote(v)}` : `${name} ${describeValue(v)}`;
+};
+
+const checkUid = (uid: unknown): void => {
+  if (uid === undefined) {
+    throw new BadReviewError('request.uid is missing (the API server sends one with every review)');
+  }
+  if (typeof uid !== 'string') {
+    throw new BadReviewError(`request.uid must be a string, got ${describeValue(uid)}`);
+  }
+  if (uid === '') throw new BadReviewError('request.uid is empty; it must identify the review');
+};
+
+/** The body as an AdmissionReview-shaped object, or BadReviewError saying what it is instead. */
+const reviewObject = (body: unknown): Record<string, unknown> => {
+  if (body === undefined || body === '' || (isRecord(body) && Object.keys(body).length === 0)) {
+    throw new BadReviewError('the body is empty; POST an AdmissionReview (a JSON object)');
+  }
+  if (!isRecord(body)) {
     throw new BadReviewError(
-      `expected kind AdmissionReview, apiVersion admission.k8s.io/v1; got kind ${JSON.stringify(body.kind)}, ` +
-        `apiVersion ${JSON.stringify(apiVersion)}`,
+      `the body is not a JSON object but ${describeValue(body)}; POST an AdmissionReview`,
     );
   }
+  if (
+    body.kind !== 'AdmissionReview' ||
+    !ADMISSION_API_VERSIONS.includes(body.apiVersion as AdmissionApiVersion)
+  ) {
+    throw new BadReviewError(
+      `expected kind AdmissionReview, apiVersion admission.k8s.io/v1; got ${found('kind', body.kind)}, ` +
+        found('apiVersion', body.apiVersion),
+    );
+  }
+  return body;
+};
+
+/** Checks the envelope; throws BadReviewError naming what is missing or wrong. */
+export const parseAdmissionReview = (input: unknown): ParsedReview => {
+  const body = reviewObject(input);
+  const apiVersion = body.apiVersion;
   const req = body.request;
   if (!isRecord(req)) throw new BadReviewError('the AdmissionReview has no request');
-  const uid = str(req.uid);
-  if (uid === undefined || uid === '') throw new BadReviewError('request.uid is missing');
+  checkUid(req.uid);
   if (!OPERATIONS.has(str(req.operation) ?? '')) {
     throw new BadReviewError(
-      `request.operation ${JSON.stringify(req.operation)} is not CREATE, UPDATE, DELETE or CONNECT`,
+      `request.operation must be CREATE, UPDATE, DELETE or CONNECT; got ${found('operation', req.operation)}`,
     );
   }
   if (!isRecord(req.kind) || !isRecord(req.resource)) {

@@ -12,6 +12,7 @@
  *   per-controller credentials (kubeadm), else as `system:kube-controller-manager`.
  */
 import { POD_INDEX_LABEL } from '../pool/annotations.js';
+import { quote } from '../text/quote.js';
 import type { PodView } from './types.js';
 
 export interface StatefulSetIdentity {
@@ -27,6 +28,9 @@ export type IdentityCheck = 'owner' | 'name' | 'label';
 export type IdentityResult =
   | { readonly ok: true; readonly identity: StatefulSetIdentity }
   | { readonly ok: false; readonly check: IdentityCheck; readonly reason: string };
+
+/** The largest ordinal accepted (nine digits). */
+export const MAX_ORDINAL = 999_999_999;
 
 const fail = (check: IdentityCheck, reason: string): IdentityResult => ({
   ok: false,
@@ -61,14 +65,23 @@ const controllingStatefulSet = (pod: PodView): { name: string } | { reason: stri
 
 const describePodName = (pod: PodView): string =>
   pod.name !== undefined && pod.name !== ''
-    ? JSON.stringify(pod.name)
-    : `(not named, generateName ${JSON.stringify(pod.generateName ?? '')})`;
+    ? quote(pod.name)
+    : `(not named, generateName ${quote(pod.generateName ?? '')})`;
 
 /** The owner, the name and the pod-index label; the creator is checked by `creatorAllowed`. */
 export const statefulSetIdentity = (pod: PodView): IdentityResult => {
   const owner = controllingStatefulSet(pod);
   if (!('name' in owner)) return fail('owner', owner.reason);
   const statefulSet = owner.name;
+  // An unusable label is reported as such, whatever the name says.
+  const label = pod.labels[POD_INDEX_LABEL];
+  if (label !== undefined && !ORDINAL.test(label)) {
+    return fail(
+      'label',
+      `the ${POD_INDEX_LABEL} label ${quote(label)} is not a valid ordinal (a whole number ` +
+        `from 0 to ${MAX_ORDINAL}, without sign, exponent or leading zeros)`,
+    );
+  }
   const name = pod.name ?? '';
   const prefix = `${statefulSet}-`;
   const suffix = name.startsWith(prefix) ? name.slice(prefix.length) : '';
@@ -80,18 +93,10 @@ export const statefulSetIdentity = (pod: PodView): IdentityResult => {
     );
   }
   const ordinal = Number(suffix);
-  const label = pod.labels[POD_INDEX_LABEL];
-  if (label !== undefined && !ORDINAL.test(label)) {
-    return fail(
-      'label',
-      `the ${POD_INDEX_LABEL} label ${JSON.stringify(label)} is not a valid ordinal ` +
-        '(0, 1, 2, … without leading zeros)',
-    );
-  }
   if (label !== undefined && Number(label) !== ordinal) {
     return fail(
       'label',
-      `the ${POD_INDEX_LABEL} label says ${label} but the name ${JSON.stringify(name)} says ` +
+      `the ${POD_INDEX_LABEL} label says ${label} but the name ${quote(name)} says ` +
         `ordinal ${ordinal}`,
     );
   }

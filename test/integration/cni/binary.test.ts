@@ -215,11 +215,11 @@ describe.skipIf(skipReason !== '' && !requireAll)('dist/cni/podlease (spawned)',
     expect((r.json as { msg: string }).msg).toContain('certificate the kubeconfig does not trust');
   });
 
-  it('ADD fails with 7 when the kubeconfig file is missing', async () => {
+  it('ADD fails with 5 (I/O failure) naming the path when the kubeconfig file is missing', async () => {
     const r = await runPluginBinary('ADD', netconf('/nonexistent/kubeconfig'));
     expect(r.json).toMatchObject({
-      code: 7,
-      msg: 'kubeconfig /nonexistent/kubeconfig is not usable',
+      code: 5,
+      msg: 'cannot read the kubeconfig /nonexistent/kubeconfig',
     });
   });
 

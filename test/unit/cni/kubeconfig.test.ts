@@ -126,7 +126,6 @@ describe('loadKubeconfig', () => {
   });
 
   it.each([
-    ['a missing file', {}, 'cannot be read'],
     ['invalid YAML', { [KC]: 'a: [' }, 'not valid YAML'],
     ['a scalar document', { [KC]: 'just text' }, 'not a YAML mapping'],
     [
@@ -150,16 +149,6 @@ describe('loadKubeconfig', () => {
       'exec and auth-provider credentials are not supported',
     ],
     [
-      'a missing CA file',
-      {
-        [KC]: yaml(
-          '      server: https://a:1\n      certificate-authority: /nope/ca.crt',
-          '      token: t',
-        ),
-      },
-      'certificate-authority /nope/ca.crt cannot be read',
-    ],
-    [
       'an empty tokenFile',
       { [KC]: yaml('      server: https://a:1', '      tokenFile: /t'), '/t': '\n' },
       'tokenFile /t is empty',
@@ -170,4 +159,31 @@ describe('loadKubeconfig', () => {
     expect(err.msg).toBe(`kubeconfig ${KC} is not usable`);
     expect(err.details).toContain(text);
   });
+
+  it.each([
+    ['the kubeconfig itself', {}, `cannot read the kubeconfig ${KC}`],
+    [
+      'a CA file',
+      {
+        [KC]: yaml(
+          '      server: https://a:1\n      certificate-authority: /nope/ca.crt',
+          '      token: t',
+        ),
+      },
+      `cannot read certificate-authority /nope/ca.crt named in the kubeconfig ${KC}`,
+    ],
+    [
+      'a relative tokenFile',
+      { [KC]: yaml('      server: https://a:1', '      tokenFile: token') },
+      `cannot read tokenFile /etc/cni/net.d/podlease/token named in the kubeconfig ${KC}`,
+    ],
+  ])(
+    'fails with 5 (I/O failure) naming the path when %s is missing',
+    async (_what, map: Record<string, string>, msg) => {
+      const err = await rejection(loadKubeconfig(KC, files(map)));
+      expect(err.code).toBe(CNI_ERROR.ioFailure);
+      expect(err.msg).toBe(msg);
+      expect(err.details).toContain('ENOENT');
+    },
+  );
 });

@@ -566,3 +566,24 @@ describe('fixtures', () => {
     expect(pod().metadata.name).toBe('web-0');
   });
 });
+
+describe('messages quote annotation values short', () => {
+  const long = (c: string): string => c.repeat(1_000_000);
+  const cases: [string, Record<string, string>][] = [
+    ['ip', { 'podlease.io/ip': long('x'), 'podlease.io/cidr': '10.250.7.0/24' }],
+    ['cidr', { 'podlease.io/ip': '10.250.7.10', 'podlease.io/cidr': long('c') }],
+    [
+      'ip list',
+      { 'podlease.io/ip': `10.250.7.10,${long('1')}`, 'podlease.io/cidr': '10.250.7.0/24' },
+    ],
+    ['gateway', { ...single, 'podlease.io/gateway': long('g') }],
+  ];
+  for (const [what, annotations] of cases) {
+    it(`answers 101 with a short message for a 1 MB ${what}`, async () => {
+      const r = await run(baseEnv('ADD'), withAnnotations(annotations), noLookup);
+      expect(r.json).toEqual(errorOf(CNI_ERROR.badAnnotation));
+      expect(r.stdout.length).toBeLessThan(400);
+      expect(r.stdout).toContain('more characters)');
+    });
+  }
+});

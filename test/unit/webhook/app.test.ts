@@ -77,6 +77,18 @@ describe('webhook app (HTTP layer)', () => {
     }
   });
 
+  it('says an empty body is empty (not "kind undefined, apiVersion undefined")', async () => {
+    for (const type of ['application/json', 'text/plain']) {
+      const res = await post('/mutate', '', type);
+      expect(res.status).toBe(400);
+      const err = (await res.json()) as { error: string; message: string };
+      expect(err).toEqual({
+        error: 'BadRequest',
+        message: 'podlease: the body is empty; POST an AdmissionReview (a JSON object)',
+      });
+    }
+  });
+
   it('answers 413 over the body limit', async () => {
     const review = loadReview('create-pod-deployment');
     review.request.object!.metadata.annotations = { big: 'x'.repeat(100_000) };
