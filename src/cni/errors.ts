@@ -2,15 +2,16 @@
  * CNI error codes and the typed error the plugin throws (CNI SPEC 1.1 "Error").
  *
  * Codes 1–99 are the spec's well-known ones; 100 and up are podlease's own, part of the
- * plugin's contract (a runtime or an operator may match on them):
+ * plugin's contract (a runtime or an operator may match on them). `ioFailure` (5) is defined
+ * but nothing throws it today; docs/cni.md lists the codes that are produced:
  *
  * | code | meaning                                                                     |
  * | ---- | --------------------------------------------------------------------------- |
  * | 1    | incompatible CNI version (unsupported `cniVersion`, or a verb it lacks)     |
  * | 4    | invalid or missing `CNI_*` environment variable (the message names it)      |
- * | 5    | I/O failure (stdin could not be read, a kubeconfig file could not be read)  |
  * | 6    | failed to decode stdin (not JSON, not an object)                            |
- * | 7    | invalid network configuration (`ipam` section, kubeconfig content)          |
+ * | 7    | invalid network configuration (`ipam` section; kubeconfig, token or         |
+ * |      | certificate file missing, unreadable or unusable)                           |
  * | 11   | try again later: the API server could not be reached or answered 5xx/429    |
  * | 50   | STATUS: the plugin is not available (API server unreachable)                |
  * | 100  | the pod carries no `podlease.io/ip`: the webhook did not admit it            |

@@ -1,5 +1,5 @@
 /**
- * From a pod's podlease annotations (DESIGN.md §2) to the addresses the CNI result carries.
+ * From a pod's podlease annotations (docs/design.md §3) to the addresses the CNI result carries.
  * No imports beyond the annotation keys and the local address helpers: this is on the ADD path.
  */
 import { OWNED_ANNOTATIONS, USER_ANNOTATIONS } from '../pool/annotations.js';

@@ -1,13 +1,13 @@
 /**
  * `podlease` configuration: command line flags, each also an environment variable
- * `PODLEASE_<FLAG>` (dashes as underscores), plus `REDIS_URL` and `KUBECONFIG` (DESIGN.md §5).
+ * `PODLEASE_<FLAG>` (dashes as underscores), plus `REDIS_URL` and `KUBECONFIG` (docs/design.md §6).
  * Parsed once by `loadConfig`, validated fully (every problem reported at once in one
  * ConfigError), canonicalised (durations in ms, sizes in bytes, addresses in canonical form) and
  * frozen. Nothing else under src/ reads `process.env`.
  */
 import { readFileSync } from 'node:fs';
 import { canonicalIp } from '../ip/address.js';
-import { DEV_POOLS_DOCUMENT, parsePoolsText, toPoolSet, type PoolSet } from '../pool/config.js';
+import { DEV_POOLS_DOCUMENT, parsePoolsText, toPoolSet, type PoolSet } from '../pool/pools-file.js';
 import { DEFAULT_LEASE_TTL_MS } from '../pool/store.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { ConfigError } from './errors.js';
