@@ -23,6 +23,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // The property tests run thousands of cases; with coverage on and a busy 2-core machine
+          // one can pass 5 s (the default) without anything being wrong.
+          testTimeout: 20_000,
         },
       },
       {
