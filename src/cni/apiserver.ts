@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { RequestOptions } from 'node:https';
-import type { PodRef } from './args.js';
+import type { CniPodRef } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
 import type { ApiConnection } from './kubeconfig.js';
 import type { PodInfo } from './pod.js';
@@ -131,7 +131,7 @@ const statusMessage = (body: string): string => {
   return body.slice(0, 200);
 };
 
-const podFromBody = (pod: PodRef, body: string): PodInfo => {
+const podFromBody = (pod: CniPodRef, body: string): PodInfo => {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -151,7 +151,7 @@ const podFromBody = (pod: PodRef, body: string): PodInfo => {
   return { uid: typeof meta?.uid === 'string' ? meta.uid : undefined, annotations };
 };
 
-const httpError = (pod: PodRef, answer: HttpAnswer, server: string): CniError => {
+const httpError = (pod: CniPodRef, answer: HttpAnswer, server: string): CniError => {
   const name = `${pod.namespace}/${pod.name}`;
   const msg = statusMessage(answer.body);
   if (answer.status === 404) {
@@ -178,7 +178,7 @@ const httpError = (pod: PodRef, answer: HttpAnswer, server: string): CniError =>
 /** GET /api/v1/namespaces/NS/pods/NAME; code 11 when the API server cannot be reached. */
 export const getPod = async (
   conn: ApiConnection,
-  pod: PodRef,
+  pod: CniPodRef,
   timeoutMs: number,
 ): Promise<PodInfo> => {
   const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;
