@@ -87,7 +87,9 @@ const tokenIssue = (
     return token.value === undefined ? undefined : `flag --${token.name} takes no value`;
   }
   if (token.value === undefined) return `flag --${token.name} needs a value`;
-  if (!token.inlineValue && token.value.startsWith('--')) {
+  // Non-strict parseArgs takes the next argument whatever it is: `--pool -o json` would make
+  // `-o` the pool. A value that looks like a flag must be written inline (`--pool=-o`).
+  if (!token.inlineValue && /^-./.test(token.value)) {
     return `flag --${token.name} needs a value, not ${token.value} (write --${token.name}=${token.value} if you mean it)`;
   }
   return undefined;

@@ -79,6 +79,10 @@ describe('command line problems', () => {
       'flag --pool needs a value, not --namespace (write --pool=--namespace if you mean it)',
       'unexpected argument(s): x',
     ]);
+    expect(issues(['leases', '--pool', '-o', 'json'])).toEqual([
+      'flag --pool needs a value, not -o (write --pool=-o if you mean it)',
+      'unexpected argument(s): json',
+    ]);
     expect(issues(['serve', '--lease-ttl='])).toEqual([
       expect.stringMatching(/^--lease-ttl: "" is not a positive duration/),
     ]);
