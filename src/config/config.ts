@@ -1,10 +1,11 @@
 /**
- * `podlease` configuration: its shape, its defaults and its validation. The command line is read
- * by flags.ts (`node:util` `parseArgs`); each flag is also an environment variable
- * `PODLEASE_<FLAG>` (dashes as underscores), plus `REDIS_URL` and `KUBECONFIG`
- * (docs/design.md §6). Parsed once by `loadConfig`, validated fully (every problem reported at
- * once in one ConfigError), canonicalised (durations in ms, sizes in bytes, addresses in
- * canonical form) and frozen. Nothing else under src/ reads `process.env`.
+ * `podlease` configuration: its shape, its defaults, the flags of each command, and their
+ * validation. The command line itself is read by flags.ts (`node:util` `parseArgs`); each flag
+ * is also an environment variable `PODLEASE_<FLAG>` (dashes as underscores), plus `REDIS_URL`
+ * and `KUBECONFIG` (docs/design.md §6). Parsed once by `loadConfig`, validated fully (every
+ * problem reported at once in one ConfigError), canonicalised (durations in ms, sizes in bytes,
+ * addresses in canonical form) and frozen. Apart from the CNI plugin's entry, nothing else under
+ * src/ reads `process.env`.
  */
 import { readFileSync } from 'node:fs';
 import { canonicalIp } from '../ip/address.js';
