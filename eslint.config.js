@@ -2,7 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-/** Module boundaries of STYLE.md §2, enforced per folder. */
+/** Module boundaries of docs/design.md §11, enforced per folder. */
 const boundary = (files, patterns) => ({
   files,
   rules: { 'no-restricted-imports': ['error', { patterns }] },
@@ -51,22 +51,15 @@ export default tseslint.config(
     ['src/pool/**/*.ts'],
     [
       {
-        group: [
-          'express',
-          '@kubernetes/client-node',
-          '../webhook/*',
-          '../controller/*',
-          '../cni/*',
-        ],
-        message: 'pool must not import transports (STYLE.md §2)',
+        group: ['express', '@kubernetes/client-node', '../webhook/*', '../cni/*'],
+        message: 'pool must not import transports (docs/design.md §11)',
       },
     ],
   ),
   boundary(
     [
       'src/ip/**/*.ts',
-      'src/pool/cidr.ts',
-      'src/pool/config.ts',
+      'src/pool/pools-file.ts',
       'src/pool/errors.ts',
       'src/pool/store.ts',
       'src/pool/memory-store.ts',
@@ -80,10 +73,9 @@ export default tseslint.config(
           'express',
           '@kubernetes/client-node',
           '../webhook/*',
-          '../controller/*',
           '../cni/*',
         ],
-        message: 'pool core takes node built-ins only (STYLE.md §2)',
+        message: 'pool core takes no redis, express or client-node (docs/design.md §11)',
       },
     ],
   ),
@@ -91,17 +83,8 @@ export default tseslint.config(
     ['src/webhook/**/*.ts'],
     [
       {
-        group: ['../controller/*', '../cni/*', '../pool/redis-store.js', 'redis'],
-        message: 'webhook gets the store injected (STYLE.md §2)',
-      },
-    ],
-  ),
-  boundary(
-    ['src/controller/**/*.ts'],
-    [
-      {
-        group: ['../webhook/*', '../cni/*', 'express'],
-        message: 'controller must not import webhook, cni or express (STYLE.md §2)',
+        group: ['../cni/*', '../pool/redis-store.js', 'redis'],
+        message: 'webhook gets the store injected (docs/design.md §11)',
       },
     ],
   ),
@@ -113,11 +96,10 @@ export default tseslint.config(
           'express',
           'redis',
           '../webhook/*',
-          '../controller/*',
           '../pool/redis-store.js',
           '@kubernetes/client-node',
         ],
-        message: 'the CNI plugin never talks to Redis and stays light (DESIGN.md §6)',
+        message: 'the CNI plugin never talks to Redis and stays light (docs/design.md §8)',
       },
     ],
   ),

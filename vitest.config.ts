@@ -1,16 +1,31 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects split by dependency (STYLE.md §7): unit tests are pure and run in parallel;
+// Three projects split by dependency (docs/design.md §11): unit tests are pure and run in parallel;
 // integration tests talk to a real redis-server, HTTPS servers and spawned executables and run
 // one file at a time; e2e runs against a real kube-apiserver built from Go modules.
 export default defineConfig({
   test: {
+    // Coverage of src/ by the unit project (`npm test` and `npm run test:unit` pass --coverage for
+    // it): the summary prints in the run's output and the run fails below the floor. The floor
+    // was set a little under the level measured when it was introduced; raise it as tests are
+    // added, never lower it.
+    coverage: {
+      provider: 'v8',
+      include: ['src/**/*.ts'],
+      reporter: ['text-summary'],
+      reportsDirectory: 'coverage',
+      // Measured 2026-12-01: statements 72.17 %, branches 69.07 %, functions 68.32 %, lines 73.21 %.
+      thresholds: { statements: 71, branches: 68, functions: 67, lines: 72 },
+    },
     projects: [
       {
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // The property tests run thousands of cases; with coverage on and a busy 2-core machine
+          // one can pass 5 s (the default) without anything being wrong.
+          testTimeout: 20_000,
         },
       },
       {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: lint and type checks, then the unit, integration and e2e vitest projects one after
-// the other (they compete for 2 cores and for root-only resources such as netns), then one closing
+// the other (they compete for 2 cores and for root-only resources such as netns), the unit project
+// with coverage of src/ (summary printed, floor in vitest.config.ts enforced), then one closing
 // line `podlease: N passed, N failed, N skipped` over all of them. Exits non-zero if anything
 // failed. `npm run build` has run before (pretest).
 import { spawnSync } from 'node:child_process';
@@ -52,6 +53,7 @@ for (const project of ['unit', 'integration', 'e2e']) {
     '--reporter=default',
     '--reporter=json',
     `--outputFile.json=${json}`,
+    ...(project === 'unit' ? ['--coverage'] : []),
   ]);
   try {
     const r = JSON.parse(readFileSync(json, 'utf8'));

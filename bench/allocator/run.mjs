@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { createClient } from 'redis';
-import { toPoolSet } from '../../dist/pool/config.js';
+import { toPoolSet } from '../../dist/pool/pools-file.js';
 import { newLeaseId } from '../../dist/pool/lease-id.js';
 import { poolKeys } from '../../dist/pool/keys.js';
 import { RedisLeaseStore } from '../../dist/pool/redis-store.js';

@@ -4,7 +4,7 @@
  * returns the exit code.
  */
 import type { CommandConfig, Config } from '../config/config.js';
-import type { Pool } from '../pool/config.js';
+import type { Pool } from '../pool/pools-file.js';
 import type { LeaseRecord, LeaseStore, PoolStats } from '../pool/store.js';
 import { print, type Out } from './output.js';
 

@@ -1,5 +1,6 @@
 /** `podlease help [command]`. */
-import { COMMANDS, commandFlags, envName, type CommandName } from '../config/config.js';
+import { commandFlags } from '../config/config.js';
+import { COMMANDS, envName, type CommandName } from '../config/flags.js';
 
 const SUMMARY: Readonly<Record<CommandName, string>> = {
   serve: 'run the admission webhook (HTTPS /mutate, /validate; HTTP /metrics, /healthz, /readyz)',

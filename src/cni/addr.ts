@@ -3,6 +3,11 @@
  * with no imports at all. `node:net` would do it, but loading it pulls ~30 built-in modules
  * (streams, sockets, tty) into a process whose whole life is a few milliseconds; src/ip sits on
  * `ip-address`, which the ADD path does not need either.
+ *
+ * The names differ from src/ip/address.ts on purpose, because the behaviour does: `parseAddr`
+ * takes the text exactly as given (no trimming), and `canonicalAddrOrInput` hands back its input
+ * when it is not an address, where src/ip's `canonicalIp` answers undefined. Server-side code
+ * uses src/ip; only the CNI plugin uses this module.
  */
 export type Family = 4 | 6;
 
@@ -61,7 +66,7 @@ const parseV6 = (text: string): bigint | undefined => {
 };
 
 /** Parses dotted-quad IPv4 or RFC 4291 IPv6 text (no zone); undefined when it is neither. */
-export const parseIp = (text: string): Addr | undefined => {
+export const parseAddr = (text: string): Addr | undefined => {
   const v4 = parseV4(text);
   if (v4 !== undefined) return { family: 4, value: v4 };
   const v6 = text.includes(':') ? parseV6(text) : undefined;
@@ -69,10 +74,10 @@ export const parseIp = (text: string): Addr | undefined => {
 };
 
 /** 4, 6, or 0 when `text` is not an address (the shape of `net.isIP`). */
-export const ipFamily = (text: string): Family | 0 => parseIp(text)?.family ?? 0;
+export const addrFamily = (text: string): Family | 0 => parseAddr(text)?.family ?? 0;
 
 /** RFC 5952 text: lower case, no leading zeros, the first longest run of ≥ 2 zero groups as `::`. */
-export const formatIp = (a: Addr): string => {
+export const formatAddr = (a: Addr): string => {
   if (a.family === 4) {
     return [24n, 16n, 8n, 0n].map(s => String((a.value >> s) & 0xffn)).join('.');
   }
@@ -91,10 +96,10 @@ export const formatIp = (a: Addr): string => {
   return `${left}::${right}`;
 };
 
-/** Canonical text of an address; the input unchanged when it is not one. */
-export const canonicalIp = (text: string): string => {
-  const a = parseIp(text);
-  return a === undefined ? text : formatIp(a);
+/** Canonical text of an address; the input unchanged when it is not one (for messages, comparisons). */
+export const canonicalAddrOrInput = (text: string): string => {
+  const a = parseAddr(text);
+  return a === undefined ? text : formatAddr(a);
 };
 
 const width = (family: Family): number => (family === 4 ? 32 : 128);
@@ -102,7 +107,7 @@ const width = (family: Family): number => (family === 4 ? 32 : 128);
 /** Parses `address/bits`; undefined when malformed or `bits` is out of range. */
 export const parsePrefix = (text: string): Prefix | undefined => {
   const [ip = '', bits, extra] = text.split('/');
-  const a = parseIp(ip);
+  const a = parseAddr(ip);
   if (a === undefined || bits === undefined || extra !== undefined || !/^\d{1,3}$/.test(bits)) {
     return undefined;
   }

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { RequestOptions } from 'node:https';
 import { clip } from '../text/quote.js';
-import type { PodRef } from './args.js';
+import type { CniPodRef } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
 import type { ApiConnection } from './kubeconfig.js';
 import type { PodInfo } from './pod.js';
@@ -187,7 +187,7 @@ const CHECK_SERVER = (server: string): string =>
   `the runtime retries; if this persists, check that the kubeconfig's server ${server} is the ` +
   'Kubernetes API server and not a proxy or another service';
 
-const podFromBody = (pod: PodRef, body: string, server: string): PodInfo => {
+const podFromBody = (pod: CniPodRef, body: string, server: string): PodInfo => {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -215,7 +215,7 @@ const podFromBody = (pod: PodRef, body: string, server: string): PodInfo => {
   return { uid: typeof meta.uid === 'string' ? meta.uid : undefined, annotations };
 };
 
-const httpError = (pod: PodRef, answer: HttpAnswer, server: string): CniError => {
+const httpError = (pod: CniPodRef, answer: HttpAnswer, server: string): CniError => {
   const name = `${pod.namespace}/${pod.name}`;
   const msg = statusMessage(answer.body);
   if (answer.status === 404) {
@@ -258,7 +258,7 @@ const httpError = (pod: PodRef, answer: HttpAnswer, server: string): CniError =>
 /** GET /api/v1/namespaces/NS/pods/NAME; code 11 when the API server cannot be reached. */
 export const getPod = async (
   conn: ApiConnection,
-  pod: PodRef,
+  pod: CniPodRef,
   timeoutMs: number,
 ): Promise<PodInfo> => {
   const path = `/api/v1/namespaces/${encodeURIComponent(pod.namespace)}/pods/${encodeURIComponent(pod.name)}`;

@@ -3,7 +3,7 @@
  * validated and frozen in one place (host-local `LoadIPAMConfig(bytes, envArgs)`). Every problem
  * names the variable or field at fault; config problems are collected, not first-error-wins.
  */
-import { ipFamily, parsePrefix } from './addr.js';
+import { addrFamily, parsePrefix } from './addr.js';
 import { CNI_ERROR, CniError } from './errors.js';
 import { LATEST_VERSION, requireSupported, type CniVersion } from './version.js';
 import { quote, quoteJson } from '../text/quote.js';
@@ -14,7 +14,11 @@ export type CniCommand = (typeof CNI_COMMANDS)[number];
 /** The runtime-config key under which containerd/CRI-O pass the pod's annotations. */
 export const POD_ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
 
-export interface PodRef {
+/**
+ * The pod a CNI call is for, as `CNI_ARGS` names it: always namespaced and named (unlike the
+ * store's `PodRef` in src/pool/store.ts, which at admission may have only a generateName).
+ */
+export interface CniPodRef {
   readonly namespace: string;
   readonly name: string;
   /** `K8S_POD_UID`, when the runtime passes it. */
@@ -131,7 +135,7 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 /** The pod named by `CNI_ARGS`; code 4 naming the missing or malformed `K8S_POD_*` key. */
-export const podRefFromArgs = (args: Readonly<Record<string, string>>): PodRef => {
+export const podRefFromArgs = (args: Readonly<Record<string, string>>): CniPodRef => {
   const namespace = nonEmpty(args.K8S_POD_NAMESPACE);
   const name = nonEmpty(args.K8S_POD_NAME);
   if (namespace === undefined) throw envError('CNI_ARGS', 'lacks K8S_POD_NAMESPACE');
@@ -206,7 +210,7 @@ const parseRoute = (raw: unknown, at: string, problems: string[]): Route | undef
     problems.push(`${at}.dst ${quoteJson(dst)} is not a CIDR`);
     return undefined;
   }
-  if (gw !== undefined && (typeof gw !== 'string' || ipFamily(gw) === 0)) {
+  if (gw !== undefined && (typeof gw !== 'string' || addrFamily(gw) === 0)) {
     problems.push(`${at}.gw ${quoteJson(gw)} is not an IP address`);
     return undefined;
   }
@@ -231,7 +235,7 @@ const parseDns = (raw: unknown, problems: string[]): Dns | undefined => {
   }
   const dns: { -readonly [K in keyof Dns]: Dns[K] } = {};
   const nameservers = stringList(raw.nameservers, 'ipam.dns.nameservers', problems);
-  const bad = nameservers?.find(s => ipFamily(s) === 0);
+  const bad = nameservers?.find(s => addrFamily(s) === 0);
   if (bad !== undefined) problems.push(`ipam.dns.nameservers has ${quote(bad)}, not an IP address`);
   if (nameservers !== undefined) dns.nameservers = nameservers;
   if (typeof raw.domain === 'string') dns.domain = raw.domain;

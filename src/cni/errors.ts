@@ -2,7 +2,8 @@
  * CNI error codes and the typed error the plugin throws (CNI SPEC 1.1 "Error").
  *
  * Codes 1–99 are the spec's well-known ones; 100 and up are podlease's own, part of the
- * plugin's contract (a runtime or an operator may match on them):
+ * plugin's contract (a runtime or an operator may match on them). `ioFailure` (5) is defined
+ * but nothing throws it today; docs/cni.md lists the codes that are produced:
  *
  * | code | meaning                                                                     |
  * | ---- | --------------------------------------------------------------------------- |

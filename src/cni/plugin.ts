@@ -16,7 +16,7 @@ import {
   type CniCommand,
   type IpamConfig,
   type NetConf,
-  type PodRef,
+  type CniPodRef,
 } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
 import { canonicalAddress, checkUid, podAddresses, type PodAddress, type PodInfo } from './pod.js';
@@ -42,7 +42,7 @@ export interface PluginIO {
 /** Seams for tests; the defaults talk to the API server named by `ipam.kubeconfig`. */
 export interface PluginDeps {
   /** Fetch one pod's UID and annotations. */
-  readonly lookupPod?: (pod: PodRef, ipam: IpamConfig) => Promise<PodInfo>;
+  readonly lookupPod?: (pod: CniPodRef, ipam: IpamConfig) => Promise<PodInfo>;
   /** STATUS: resolve when the API server is reachable, throw CniError 50 when not. */
   readonly probeApiServer?: (ipam: IpamConfig) => Promise<void>;
 }
@@ -62,7 +62,7 @@ const requireKubeconfig = (ipam: IpamConfig): string => {
   );
 };
 
-const defaultLookup = async (pod: PodRef, ipam: IpamConfig): Promise<PodInfo> => {
+const defaultLookup = async (pod: CniPodRef, ipam: IpamConfig): Promise<PodInfo> => {
   const path = requireKubeconfig(ipam);
   const [{ loadKubeconfig }, { getPod }] = await Promise.all([
     import('./kubeconfig.js'),
@@ -86,7 +86,7 @@ interface Ctx {
 }
 
 /** The pod's addresses: runtime-passed annotations when they carry the address, else one GET. */
-const resolveAddresses = async (ctx: Ctx, conf: NetConf, pod: PodRef): Promise<PodAddress[]> => {
+const resolveAddresses = async (ctx: Ctx, conf: NetConf, pod: CniPodRef): Promise<PodAddress[]> => {
   const passed = conf.podAnnotations;
   let info: PodInfo;
   if (
@@ -101,7 +101,7 @@ const resolveAddresses = async (ctx: Ctx, conf: NetConf, pod: PodRef): Promise<P
   return podAddresses(pod, info.annotations);
 };
 
-const cmdAdd = async (ctx: Ctx, conf: NetConf, pod: PodRef): Promise<void> => {
+const cmdAdd = async (ctx: Ctx, conf: NetConf, pod: CniPodRef): Promise<void> => {
   const addresses = await resolveAddresses(ctx, conf, pod);
   const result = formatResult(
     { addresses, routes: conf.ipam.routes, dns: conf.ipam.dns },
@@ -110,7 +110,7 @@ const cmdAdd = async (ctx: Ctx, conf: NetConf, pod: PodRef): Promise<void> => {
   ctx.io.stdout.write(`${JSON.stringify(result)}\n`);
 };
 
-const cmdCheck = async (ctx: Ctx, conf: NetConf, pod: PodRef): Promise<void> => {
+const cmdCheck = async (ctx: Ctx, conf: NetConf, pod: CniPodRef): Promise<void> => {
   requireVerbAllowed('CHECK', conf.cniVersion, '0.4.0');
   const previous = prevResultAddresses(conf.prevResult);
   if (previous === undefined) {

@@ -1,18 +1,18 @@
 /**
- * From a pod's podlease annotations (DESIGN.md §2) to the addresses the CNI result carries.
+ * From a pod's podlease annotations (docs/design.md §3) to the addresses the CNI result carries.
  * No imports beyond the annotation keys and the local address helpers: this is on the ADD path.
  */
 import { OWNED_ANNOTATIONS, USER_ANNOTATIONS } from '../pool/annotations.js';
 import {
-  canonicalIp,
-  formatIp,
-  ipFamily,
-  parseIp,
+  canonicalAddrOrInput,
+  formatAddr,
+  addrFamily,
+  parseAddr,
   parsePrefix,
   prefixContains,
   type Prefix,
 } from './addr.js';
-import type { PodRef } from './args.js';
+import type { CniPodRef } from './args.js';
 import { CNI_ERROR, CniError } from './errors.js';
 import { quote } from '../text/quote.js';
 
@@ -30,28 +30,28 @@ export interface PodInfo {
   readonly annotations: Readonly<Record<string, string>>;
 }
 
-const podName = (pod: PodRef): string => `${pod.namespace}/${pod.name}`;
+const podName = (pod: CniPodRef): string => `${pod.namespace}/${pod.name}`;
 
 const splitList = (v: string): string[] => v.split(',').map(s => s.trim());
 
 /** Canonical `ip/prefix` (for comparing a previous result's addresses); unchanged if not one. */
 export const canonicalAddress = (address: string): string => {
   const [ip = '', bits] = address.split('/');
-  if (ipFamily(ip) === 0 || bits === undefined) return address;
-  return `${canonicalIp(ip)}/${bits}`;
+  if (addrFamily(ip) === 0 || bits === undefined) return address;
+  return `${canonicalAddrOrInput(ip)}/${bits}`;
 };
 
 const prefixText = (p: Prefix): string =>
-  `${formatIp({ family: p.family, value: p.network })}/${p.bits}`;
+  `${formatAddr({ family: p.family, value: p.network })}/${p.bits}`;
 
-const bad = (pod: PodRef, what: string): CniError =>
+const bad = (pod: CniPodRef, what: string): CniError =>
   new CniError(
     CNI_ERROR.badAnnotation,
     `pod ${podName(pod)} has a malformed podlease annotation`,
     `${what}; the annotations are written by the podlease webhook — recreate the pod`,
   );
 
-const notAdmitted = (pod: PodRef, annotations: Readonly<Record<string, string>>): CniError => {
+const notAdmitted = (pod: CniPodRef, annotations: Readonly<Record<string, string>>): CniError => {
   if (annotations[USER_ANNOTATIONS.ignore] === 'true') {
     return new CniError(
       CNI_ERROR.podIgnored,
@@ -69,32 +69,32 @@ const notAdmitted = (pod: PodRef, annotations: Readonly<Record<string, string>>)
 };
 
 const pickGateway = (
-  pod: PodRef,
+  pod: CniPodRef,
   gateways: readonly string[],
   prefix: Prefix,
 ): string | undefined => {
-  const gw = gateways.map(parseIp).find(g => g?.family === prefix.family);
+  const gw = gateways.map(parseAddr).find(g => g?.family === prefix.family);
   if (gw === undefined) return undefined;
   if (!prefixContains(prefix, gw)) {
-    throw bad(pod, `gateway ${formatIp(gw)} is outside ${prefixText(prefix)}`);
+    throw bad(pod, `gateway ${formatAddr(gw)} is outside ${prefixText(prefix)}`);
   }
-  return formatIp(gw);
+  return formatAddr(gw);
 };
 
 const toAddress = (
-  pod: PodRef,
+  pod: CniPodRef,
   ip: string,
   cidrRaw: string,
   gateways: readonly string[],
 ): PodAddress => {
   const prefix = parsePrefix(cidrRaw);
-  const addr = parseIp(ip);
+  const addr = parseAddr(ip);
   if (addr === undefined) throw bad(pod, `${quote(ip)} is not an IP address`);
   if (prefix === undefined) throw bad(pod, `${quote(cidrRaw)} is not a CIDR`);
   if (!prefixContains(prefix, addr)) throw bad(pod, `address ${ip} is outside ${quote(cidrRaw)}`);
   return {
     family: addr.family,
-    address: `${formatIp(addr)}/${prefix.bits}`,
+    address: `${formatAddr(addr)}/${prefix.bits}`,
     gateway: pickGateway(pod, gateways, prefix),
   };
 };
@@ -106,7 +106,7 @@ interface Lists {
   gateways: string[];
 }
 
-const annotationLists = (pod: PodRef, annotations: Readonly<Record<string, string>>): Lists => {
+const annotationLists = (pod: CniPodRef, annotations: Readonly<Record<string, string>>): Lists => {
   const ipText = annotations[OWNED_ANNOTATIONS.ip]?.trim() ?? '';
   if (ipText === '') throw notAdmitted(pod, annotations);
   const cidrText = annotations[OWNED_ANNOTATIONS.cidr]?.trim() ?? '';
@@ -122,7 +122,7 @@ const annotationLists = (pod: PodRef, annotations: Readonly<Record<string, strin
       `${OWNED_ANNOTATIONS.ip}=${quote(ipText)} does not pair with ${OWNED_ANNOTATIONS.cidr}=${quote(cidrText)}`,
     );
   }
-  const badGw = gateways.find(g => ipFamily(g) === 0);
+  const badGw = gateways.find(g => addrFamily(g) === 0);
   if (badGw !== undefined) throw bad(pod, `gateway ${quote(badGw)} is not an IP address`);
   return { ipText, ips, cidrs, gateways };
 };
@@ -133,7 +133,7 @@ const annotationLists = (pod: PodRef, annotations: Readonly<Record<string, strin
  * address (106 when it is marked ignore), 101 when the annotations do not fit together.
  */
 export const podAddresses = (
-  pod: PodRef,
+  pod: CniPodRef,
   annotations: Readonly<Record<string, string>>,
 ): PodAddress[] => {
   const { ipText, ips, cidrs, gateways } = annotationLists(pod, annotations);
@@ -145,7 +145,7 @@ export const podAddresses = (
 };
 
 /** Code 102 when the runtime named a pod UID and the pod found has another one. */
-export const checkUid = (pod: PodRef, found: PodInfo): void => {
+export const checkUid = (pod: CniPodRef, found: PodInfo): void => {
   if (pod.uid === undefined || found.uid === undefined || pod.uid === found.uid) return;
   throw new CniError(
     CNI_ERROR.podUidMismatch,

@@ -1,16 +1,28 @@
 /**
- * `podlease` configuration: command line flags, each also an environment variable
- * `PODLEASE_<FLAG>` (dashes as underscores), plus `REDIS_URL` and `KUBECONFIG` (DESIGN.md §5).
- * Parsed once by `loadConfig`, validated fully (every problem reported at once in one
- * ConfigError), canonicalised (durations in ms, sizes in bytes, addresses in canonical form) and
- * frozen. Nothing else under src/ reads `process.env`.
+ * `podlease` configuration: its shape, its defaults, the flags of each command, and their
+ * validation. The command line itself is read by flags.ts (`node:util` `parseArgs`); each flag
+ * is also an environment variable `PODLEASE_<FLAG>` (dashes as underscores), plus `REDIS_URL`
+ * and `KUBECONFIG` (docs/design.md §6). Parsed once by `loadConfig`, validated fully (every
+ * problem reported at once in one ConfigError), canonicalised (durations in ms, sizes in bytes,
+ * addresses in canonical form) and frozen. Apart from the CNI plugin's entry, nothing else under
+ * src/ reads `process.env`.
  */
 import { readFileSync } from 'node:fs';
 import { canonicalIp } from '../ip/address.js';
-import { DEV_POOLS_DOCUMENT, parsePoolsText, toPoolSet, type PoolSet } from '../pool/config.js';
+import { DEV_POOLS_DOCUMENT, parsePoolsText, toPoolSet, type PoolSet } from '../pool/pools-file.js';
 import { DEFAULT_LEASE_TTL_MS } from '../pool/store.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { ConfigError } from './errors.js';
+import {
+  argFlag,
+  envName,
+  readCommandLine,
+  switchFlag,
+  valueFlag,
+  type CommandLine,
+  type CommandName,
+  type FlagSpec,
+} from './flags.js';
 import { parseDuration, parseHostPort, parseSize, type HostPort } from './parse.js';
 
 export const DEFAULTS = {
@@ -35,19 +47,6 @@ export const DEFAULTS = {
   headersTimeoutMs: 32_000,
   logLevel: 'info',
 } as const;
-
-export const COMMANDS = [
-  'serve',
-  'pools',
-  'leases',
-  'reserve',
-  'release',
-  'unreserve',
-  'check',
-  'help',
-  'version',
-] as const;
-export type CommandName = (typeof COMMANDS)[number];
 
 export type OutputFormat = 'table' | 'json';
 export type ControllerMode = 'auto' | 'on' | 'off';
@@ -140,73 +139,70 @@ export interface ConfigIo {
   readonly readFile: (path: string) => string;
 }
 
-type FlagKind = 'value' | 'switch';
-interface FlagSpec {
-  readonly kind: FlagKind;
-  /** Also read from `PODLEASE_<FLAG>`. */
-  readonly env: boolean;
-  readonly help: string;
-}
-
-const v = (help: string): FlagSpec => ({ kind: 'value', env: true, help });
-const arg = (help: string): FlagSpec => ({ kind: 'value', env: false, help });
-
 /** Flags every command takes: where the store and the pools are, and how to print. */
 export const GLOBAL_FLAGS: Readonly<Record<string, FlagSpec>> = {
-  store: v('lease store: redis | memory (default: redis when REDIS_URL is set, else memory)'),
-  pools: v('pools file, YAML or JSON (default: built-in dev pool 10.244.0.0/16)'),
-  'store-timeout': v('longest wait for one store call, e.g. 2s'),
-  output: v('table | json'),
-  'log-level': v(`log level: ${LOG_LEVELS.join(' | ')}`),
-  kubeconfig: v('kubeconfig file (also KUBECONFIG); in a pod the service account is used'),
-  'redis-sentinels': v('Redis Sentinel addresses (later issue)'),
-  'redis-sentinel-master': v('Redis Sentinel master name (later issue)'),
-  'redis-cluster': v('Redis Cluster seed addresses (later issue)'),
-  'redis-min-replicas': v('minimum replicas acknowledging a write (later issue)'),
-  help: { kind: 'switch', env: false, help: 'print help' },
+  store: valueFlag(
+    'lease store: redis | memory (default: redis when REDIS_URL is set, else memory)',
+  ),
+  pools: valueFlag('pools file, YAML or JSON (default: built-in dev pool 10.244.0.0/16)'),
+  'store-timeout': valueFlag('longest wait for one store call, e.g. 2s'),
+  output: { ...valueFlag('table | json'), short: 'o' },
+  'log-level': valueFlag(`log level: ${LOG_LEVELS.join(' | ')}`),
+  kubeconfig: valueFlag('kubeconfig file (also KUBECONFIG); in a pod the service account is used'),
+  'redis-sentinels': valueFlag('Redis Sentinel addresses (later issue)'),
+  'redis-sentinel-master': valueFlag('Redis Sentinel master name (later issue)'),
+  'redis-cluster': valueFlag('Redis Cluster seed addresses (later issue)'),
+  'redis-min-replicas': valueFlag('minimum replicas acknowledging a write (later issue)'),
+  help: { ...switchFlag('print help'), short: 'h' },
 };
 
 export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
-  listen: v(`HTTPS for /mutate and /validate (default ${DEFAULTS.listen})`),
-  'metrics-listen': v(
+  listen: valueFlag(`HTTPS for /mutate and /validate (default ${DEFAULTS.listen})`),
+  'metrics-listen': valueFlag(
     `plain HTTP for /metrics, /healthz, /readyz (default ${DEFAULTS.metricsListen})`,
   ),
-  'tls-cert': v(`serving certificate, reloaded on change (default ${DEFAULTS.tlsCert})`),
-  'tls-key': v(`serving key, reloaded on change (default ${DEFAULTS.tlsKey})`),
-  'tls-reload-interval': v('how often the certificate files are checked, e.g. 10s'),
-  controller: v('auto | on | off: run the controller (later issue)'),
-  'lease-ttl': v('how long a pending lease waits to be bound, e.g. 15m'),
-  'pending-takeover-after': v(
+  'tls-cert': valueFlag(`serving certificate, reloaded on change (default ${DEFAULTS.tlsCert})`),
+  'tls-key': valueFlag(`serving key, reloaded on change (default ${DEFAULTS.tlsKey})`),
+  'tls-reload-interval': valueFlag('how often the certificate files are checked, e.g. 10s'),
+  controller: valueFlag('auto | on | off: run the controller (later issue)'),
+  'lease-ttl': valueFlag('how long a pending lease waits to be bound, e.g. 15m'),
+  'pending-takeover-after': valueFlag(
     'age after which a pending lease of a pod name that does not exist may go to a new pod of that name, e.g. 30s',
   ),
-  'body-limit': v('largest AdmissionReview body accepted, e.g. 8Mi'),
-  'service-account': v(
+  'body-limit': valueFlag('largest AdmissionReview body accepted, e.g. 8Mi'),
+  'service-account': valueFlag(
     `username allowed to change podlease annotations (default ${DEFAULTS.serviceAccount})`,
   ),
-  'statefulset-creators': v(
+  'statefulset-creators': valueFlag(
     `comma list of usernames that create StatefulSet pods (default ${DEFAULTS.statefulSetCreators.join(',')})`,
   ),
-  'shutdown-delay': v(
+  'shutdown-delay': valueFlag(
     'after SIGTERM, how long to keep serving while unready before closing, e.g. 5s (0: none)',
   ),
-  'shutdown-grace': v('how long SIGTERM waits for requests in flight, e.g. 10s'),
-  'stats-cache': v('how long pool gauges are cached between scrapes, e.g. 5s'),
+  'shutdown-grace': valueFlag('how long SIGTERM waits for requests in flight, e.g. 10s'),
+  'stats-cache': valueFlag('how long pool gauges are cached between scrapes, e.g. 5s'),
 };
 
 const COMMAND_FLAGS: Readonly<Record<CommandName, Readonly<Record<string, FlagSpec>>>> = {
   serve: SERVE_FLAGS,
-  pools: { pool: arg('only this pool (pools init: initialise only this one)') },
-  leases: { pool: arg('only this pool'), namespace: arg('only pods of this namespace') },
+  pools: { pool: argFlag('only this pool (pools init: initialise only this one)') },
+  leases: { pool: argFlag('only this pool'), namespace: argFlag('only pods of this namespace') },
   reserve: {
-    pool: arg('pool'),
-    key: arg('sticky key <namespace>/<statefulset>/<ordinal>'),
-    ip: arg('exact address (default: next free)'),
+    pool: argFlag('pool'),
+    key: argFlag('sticky key <namespace>/<statefulset>/<ordinal>'),
+    ip: argFlag('exact address (default: next free)'),
   },
-  release: { pool: arg('pool'), lease: arg('lease id, or <pool>/<id> as in podlease.io/lease') },
-  unreserve: { pool: arg('pool'), key: arg('sticky key <namespace>/<statefulset>/<ordinal>') },
+  release: {
+    pool: argFlag('pool'),
+    lease: argFlag('lease id, or <pool>/<id> as in podlease.io/lease'),
+  },
+  unreserve: {
+    pool: argFlag('pool'),
+    key: argFlag('sticky key <namespace>/<statefulset>/<ordinal>'),
+  },
   check: {
-    fix: { kind: 'switch', env: false, help: 'repair what the audit finds' },
-    pool: arg('only this pool'),
+    fix: switchFlag('repair what the audit finds'),
+    pool: argFlag('only this pool'),
   },
   help: {},
   version: {},
@@ -217,97 +213,24 @@ export const commandFlags = (command: CommandName): Readonly<Record<string, Flag
   ...COMMAND_FLAGS[command],
 });
 
-export const envName = (flag: string): string =>
-  `PODLEASE_${flag.toUpperCase().replace(/-/g, '_')}`;
-
 type Env = Readonly<Record<string, string | undefined>>;
 
-interface Tokens {
-  readonly command: CommandName;
-  readonly flags: ReadonlyMap<string, string | true>;
-  readonly positional: readonly string[];
-}
-
-const isCommand = (s: string): s is CommandName => (COMMANDS as readonly string[]).includes(s);
-
-const readFlagToken = (
-  argv: readonly string[],
-  i: number,
-  specs: Readonly<Record<string, FlagSpec>>,
-  issues: string[],
-): { name: string; value: string | true; next: number } | undefined => {
-  const token = argv[i] ?? '';
-  const eq = token.indexOf('=');
-  let name = token.startsWith('--') ? token.slice(2, eq > 0 ? eq : undefined) : token.slice(1);
-  if (token === '-o') name = 'output';
-  if (token === '-h') name = 'help';
-  const spec = specs[name];
-  if (spec === undefined) {
-    issues.push(
-      `unknown flag ${token.split('=')[0] ?? token} (known: ${Object.keys(specs)
-        .map(f => `--${f}`)
-        .join(', ')})`,
-    );
-    return undefined;
-  }
-  if (spec.kind === 'switch')
-    return { name, value: eq > 0 ? token.slice(eq + 1) : true, next: i + 1 };
-  if (eq > 0) return { name, value: token.slice(eq + 1), next: i + 1 };
-  const value = argv[i + 1];
-  if (value === undefined) {
-    issues.push(`flag --${name} needs a value`);
-    return undefined;
-  }
-  return { name, value, next: i + 2 };
-};
-
-const tokenize = (argv: readonly string[], issues: string[]): Tokens => {
-  const first = argv[0];
-  let command: CommandName = 'help';
-  let start = 0;
-  if (first !== undefined && !first.startsWith('-')) {
-    start = 1;
-    if (isCommand(first)) command = first;
-    else issues.push(`unknown command "${first}" (known: ${COMMANDS.join(', ')})`);
-  }
-  const specs = commandFlags(command);
-  const flags = new Map<string, string | true>();
-  const positional: string[] = [];
-  for (let i = start; i < argv.length;) {
-    const token = argv[i] ?? '';
-    if (!token.startsWith('-') || token === '-') {
-      positional.push(token);
-      i++;
-      continue;
-    }
-    const read = readFlagToken(argv, i, specs, issues);
-    if (read === undefined) {
-      i++;
-      continue;
-    }
-    if (flags.has(read.name)) issues.push(`flag --${read.name} given more than once`);
-    flags.set(read.name, read.value);
-    i = read.next;
-  }
-  return { command, flags, positional };
-};
-
-/** Looks a flag up on the command line, then in `PODLEASE_<FLAG>`. */
+/** Looks a flag up on the command line, then in `PODLEASE_<FLAG>`, and collects the problems. */
 class Lookup {
-  private readonly tokens: Tokens;
+  private readonly line: CommandLine;
   private readonly env: Env;
   readonly issues: string[];
-  constructor(tokens: Tokens, env: Env, issues: string[]) {
-    this.tokens = tokens;
+  constructor(line: CommandLine, env: Env, issues: string[]) {
+    this.line = line;
     this.env = env;
     this.issues = issues;
   }
 
   raw(flag: string): string | undefined {
-    const fromArgv = this.tokens.flags.get(flag);
+    const fromArgv = this.line.flags.get(flag);
     if (typeof fromArgv === 'string') return fromArgv;
     if (fromArgv === true) return 'true';
-    const spec = commandFlags(this.tokens.command)[flag];
+    const spec = commandFlags(this.line.command)[flag];
     if (spec?.env !== true) return undefined;
     const fromEnv = this.env[envName(flag)];
     return fromEnv === undefined || fromEnv === '' ? undefined : fromEnv;
@@ -315,7 +238,7 @@ class Lookup {
 
   /** Where a value came from, for messages. */
   origin(flag: string): string {
-    return this.tokens.flags.has(flag) ? `--${flag}` : envName(flag);
+    return this.line.flags.has(flag) ? `--${flag}` : envName(flag);
   }
 
   parsed<T>(flag: string, fallback: T, parse: (s: string) => T | undefined, expected: string): T {
@@ -525,12 +448,16 @@ const loadReserve = (look: Lookup, pools: PoolSet | undefined): CommandConfig =>
   return { name: 'reserve', pool, key, ip: canonical };
 };
 
-const loadCommand = (tokens: Tokens, look: Lookup, pools: PoolSet | undefined): CommandConfig => {
-  switch (tokens.command) {
+const loadCommand = (
+  line: CommandLine,
+  look: Lookup,
+  pools: PoolSet | undefined,
+): CommandConfig => {
+  switch (line.command) {
     case 'pools':
       return {
         name: 'pools',
-        init: tokens.positional[0] === 'init',
+        init: line.positional[0] === 'init',
         pool: requirePool(look, pools, false),
       };
     case 'leases':
@@ -550,11 +477,11 @@ const loadCommand = (tokens: Tokens, look: Lookup, pools: PoolSet | undefined): 
         key: requireKey(look),
       };
     case 'check':
-      return { name: 'check', fix: tokens.flags.has('fix'), pool: requirePool(look, pools, false) };
+      return { name: 'check', fix: line.flags.has('fix'), pool: requirePool(look, pools, false) };
     case 'help':
-      return { name: 'help', topic: tokens.positional[0] };
+      return { name: 'help', topic: line.positional[0] };
     default:
-      return { name: tokens.command };
+      return { name: line.command };
   }
 };
 
@@ -573,28 +500,28 @@ const defaultIo: ConfigIo = { readFile: path => readFileSync(path, 'utf8') };
  * listing every problem.
  */
 export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = defaultIo): Config => {
-  const issues: string[] = [];
-  const tokens = tokenize(argv, issues);
-  const look = new Lookup(tokens, env, issues);
-  if (tokens.flags.has('help')) {
-    const topic = tokens.command === 'help' ? tokens.positional[0] : tokens.command;
+  const line = readCommandLine(argv, commandFlags);
+  const issues = [...line.issues];
+  const look = new Lookup(line, env, issues);
+  if (line.flags.has('help')) {
+    const topic = line.command === 'help' ? line.positional[0] : line.command;
     return helpConfig(topic, look, env);
   }
   const extra =
-    tokens.command === 'pools' && tokens.positional[0] === 'init'
-      ? tokens.positional.slice(1)
-      : tokens.positional;
-  if (tokens.command !== 'help' && extra.length > 0) {
+    line.command === 'pools' && line.positional[0] === 'init'
+      ? line.positional.slice(1)
+      : line.positional;
+  if (line.command !== 'help' && extra.length > 0) {
     issues.push(`unexpected argument(s): ${extra.join(' ')}`);
   }
   const store = loadStore(look, env);
   const loaded = loadPools(look, io);
-  const command = loadCommand(tokens, look, loaded?.pools);
+  const command = loadCommand(line, look, loaded?.pools);
   const output = look.oneOf<OutputFormat>('output', ['table', 'json'], 'table');
   const logLevel = look.oneOf<LogLevel>('log-level', LOG_LEVELS, DEFAULTS.logLevel);
   const serve = loadServe(look, store.timeoutMs);
   if (issues.length > 0 || loaded === undefined) {
-    throw new ConfigError(tokens.command === 'help' ? 'podlease' : `podlease ${tokens.command}`, [
+    throw new ConfigError(line.command === 'help' ? 'podlease' : `podlease ${line.command}`, [
       ...new Set(issues),
     ]);
   }
@@ -617,7 +544,11 @@ const kubeSource = (look: Lookup, env: Env): KubeConfigSource => ({
 
 /** `--help` never fails on other flags: it prints usage. */
 const helpConfig = (topic: string | undefined, look: Lookup, env: Env): Config => {
-  const quiet = new Lookup({ command: 'help', flags: new Map(), positional: [] }, {}, []);
+  const quiet = new Lookup(
+    { command: 'help', flags: new Map(), positional: [], issues: [] },
+    {},
+    [],
+  );
   return deepFreeze({
     command: { name: 'help', topic },
     store: { kind: 'memory', redisUrl: undefined, timeoutMs: DEFAULTS.storeTimeoutMs },

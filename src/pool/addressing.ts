@@ -3,7 +3,7 @@
  * the pool's layout, or a NotInPoolError that says why it is not allocatable.
  */
 import { cidrContains, cidrLast, formatCidr, parseIp, parseRange } from '../ip/address.js';
-import type { Pool } from './config.js';
+import type { Pool } from './pools-file.js';
 import { NotInPoolError } from './errors.js';
 import { indexToIp, ipToIndex } from './layout.js';
 

@@ -1,5 +1,5 @@
 /**
- * Pod annotation keys, the external contract of DESIGN.md §2. Shared by the webhook (writes the
+ * Pod annotation keys, the external contract of docs/design.md §3. Shared by the webhook (writes the
  * owned keys), the controller (reads them to bind and rebuild) and the CNI plugin (reads them at
  * ADD time). Node built-ins only: the CNI plugin imports this on its start-up path.
  */

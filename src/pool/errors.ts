@@ -1,10 +1,10 @@
 /**
  * Typed errors of the lease store, each with a literal `code` discriminant and `retryable`
- * (whereabouts' `Temporary()` as data). Lua scripts return numeric statuses; `toPoolError` maps
- * them in exactly one place (BullMQ `finishedErrors`).
+ * (whereabouts' `Temporary()` as data). Lua scripts return numeric statuses (STATUS); only
+ * redis-store.ts reads them and throws these classes. The memory store throws them directly.
  */
 
-/** Status codes shared by the Lua scripts and the memory store. */
+/** Status codes the Lua scripts return (docs/design.md §5); read by redis-store.ts only. */
 export const STATUS = {
   OK: 0,
   EXHAUSTED: -1,
@@ -120,7 +120,7 @@ export class LeaseNotFoundError extends PoolError {
   }
 }
 
-/** A lease already bound to another pod UID (DESIGN §3: conflict). */
+/** A lease already bound to another pod UID (docs/design.md §4: conflict). */
 export class LeaseConflictError extends PoolError {
   readonly code = 'LEASE_CONFLICT' as const;
   readonly retryable = false;
@@ -167,7 +167,7 @@ export class LayoutMismatchError extends PoolError {
   }
 }
 
-/** Shrinking a pool would strand live leases (DESIGN §1). */
+/** Shrinking a pool would strand live leases (docs/design.md §2). */
 export class PoolShrinkError extends PoolError {
   readonly code = 'POOL_SHRINK_REFUSED' as const;
   readonly retryable = false;

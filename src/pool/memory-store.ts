@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { indexOf, ipOf } from './addressing.js';
-import type { Pool } from './config.js';
+import type { Pool } from './pools-file.js';
 import {
   AddressInUseError,
   LayoutMismatchError,

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { createClient, ErrorReply } from 'redis';
 import { indexOf, ipOf } from './addressing.js';
 import { preflight } from './preflight.js';
-import type { Pool } from './config.js';
+import type { Pool } from './pools-file.js';
 import {
   AddressInUseError,
   LayoutMismatchError,

@@ -1,5 +1,5 @@
 /**
- * The lease store contract (DESIGN.md §3, §4). Two implementations pass one shared contract
+ * The lease store contract (docs/design.md §4, §5). Two implementations pass one shared contract
  * suite (test/contract/lease-store.contract.ts): `RedisLeaseStore` (every mutation one Lua
  * script) and `MemoryLeaseStore` (in-process, single replica). The allocator semantics live
  * behind this interface; transports (webhook, controller, CLI) only call it.
@@ -7,7 +7,7 @@
  * Every mutation fails with a typed error from `errors.ts`; "not found" on release/unreserve is a
  * normal result, not an error (Kubernetes `Release` is a no-op on an unknown address).
  */
-import type { Pool } from './config.js';
+import type { Pool } from './pools-file.js';
 
 export type LeaseState = 'pending' | 'bound';
 

@@ -11,7 +11,7 @@
  */
 import { OWNED_ANNOTATIONS, USER_ANNOTATIONS } from '../pool/annotations.js';
 import { AddressInUseError, isPoolError, type Holder } from '../pool/errors.js';
-import type { Pool } from '../pool/config.js';
+import type { Pool } from '../pool/pools-file.js';
 import type { Allocation, LeaseStore, PodRef } from '../pool/store.js';
 import type { Logger } from '../log/logger.js';
 import type { Claim, Plan } from './decide.js';

@@ -1,5 +1,5 @@
 /**
- * The admission decision for a pod CREATE, pure (DESIGN.md §2): which pools, which exact
+ * The admission decision for a pod CREATE, pure (docs/design.md §3): which pools, which exact
  * addresses, which sticky key. No I/O: the store is called by admit.ts with the plan this returns.
  * Problems are thrown as typed errors (errors.ts, pool/errors.ts) and turned into denials at the
  * edge (respond.ts).
@@ -11,7 +11,7 @@ import {
   STATIC_IP_MAX_ENTRIES,
   USER_ANNOTATIONS,
 } from '../pool/annotations.js';
-import { namespaceAllowed, type Pool, type PoolSet } from '../pool/config.js';
+import { namespaceAllowed, type Pool, type PoolSet } from '../pool/pools-file.js';
 import { UnknownPoolError } from '../pool/errors.js';
 import { whyNotAllocatable } from '../pool/addressing.js';
 import { ipToIndex, valueToIndex } from '../pool/layout.js';

@@ -1,6 +1,6 @@
 /**
  * Typed errors of the admission webhook, each with a literal `code` and the `status.code` the
- * denial carries (DESIGN.md §5). Store errors keep their own classes (pool/errors.ts); both are
+ * denial carries (docs/design.md §6). Store errors keep their own classes (pool/errors.ts); both are
  * turned into an AdmissionResponse in one place, `toDenial` in respond.ts.
  */
 

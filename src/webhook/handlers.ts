@@ -5,7 +5,7 @@
  */
 import type { WebhookConfig } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import type { PoolSet } from '../pool/config.js';
+import type { PoolSet } from '../pool/pools-file.js';
 import { randomUUID } from 'node:crypto';
 import { leaseIdForRequest } from '../pool/lease-id.js';
 import { StoreUnavailableError } from '../pool/errors.js';

@@ -4,7 +4,7 @@
  * scrape through a short cache.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { PoolSet } from '../pool/config.js';
+import type { PoolSet } from '../pool/pools-file.js';
 import type { LeaseStore, PoolStats } from '../pool/store.js';
 import { within } from './deadline.js';
 

@@ -1,6 +1,6 @@
 /**
  * The one place where errors become denials (cert-manager's webhook: error → AdmissionResponse
- * at the edge). Every message names the cause and what to do, prefixed `podlease:` (DESIGN.md §5).
+ * at the edge). Every message names the cause and what to do, prefixed `podlease:` (docs/design.md §6).
  */
 import { USER_ANNOTATIONS } from '../pool/annotations.js';
 import { describeHolder, isPoolError, type AnyPoolError } from '../pool/errors.js';

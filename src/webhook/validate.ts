@@ -1,5 +1,5 @@
 /**
- * The UPDATE guard of `/validate` (DESIGN.md §2): the owned annotations and `podlease.io/pool`
+ * The UPDATE guard of `/validate` (docs/design.md §3): the owned annotations and `podlease.io/pool`
  * are podlease's; a change or removal is denied unless podlease's own service account makes it.
  */
 import { OWNED_ANNOTATION_KEYS, USER_ANNOTATIONS } from '../pool/annotations.js';

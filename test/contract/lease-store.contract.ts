@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Pool } from '../../src/pool/config.js';
+import type { Pool } from '../../src/pool/pools-file.js';
 import {
   AddressInUseError,
   LayoutMismatchError,

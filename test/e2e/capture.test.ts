@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
-import { DEV_POOLS_DOCUMENT } from '../../src/pool/config.js';
+import { DEV_POOLS_DOCUMENT } from '../../src/pool/pools-file.js';
 import { waitUntil } from './cluster/wait.js';
 import {
   apiErrorCode,

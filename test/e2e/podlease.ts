@@ -60,7 +60,7 @@ const REGISTER_TIMEOUT_MS = 30_000;
 const PROBE_POOL = 'e2e-probe-no-such-pool';
 const NAMESPACE_GONE_TIMEOUT_MS = 90_000;
 
-/** One entry of the pools file (DESIGN.md §1). */
+/** One entry of the pools file (docs/design.md §2). */
 export interface PoolSpec {
   readonly name: string;
   readonly cidr: string;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { toPoolSet, type Pool } from '../../src/pool/config.js';
+import { toPoolSet, type Pool } from '../../src/pool/pools-file.js';
 
 /** A pool with a fresh name (test isolation: `test-<uuid>`), from one pools-file entry. */
 export const testPool = (entry: Record<string, unknown>): Pool => {

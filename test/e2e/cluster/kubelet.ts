@@ -32,7 +32,7 @@ export const DEFAULT_NODE_NAME = 'podlease-e2e-node';
 export const DEFAULT_BRIDGE = 'plbr0';
 export const DEFAULT_TEST_SUBNET = '10.250.0.0/24';
 export const NETNS_PREFIX = 'plt-';
-/** Where `npm run build` puts the podlease CNI plugin (DESIGN.md §6). */
+/** Where `npm run build` puts the podlease CNI plugin (docs/design.md §8). */
 export const PODLEASE_CNI_DIR = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
   '../../../dist/cni',

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { silentLogger } from '../../../src/log/logger.js';
-import { toPoolSet, type Pool, type PoolSet } from '../../../src/pool/config.js';
+import { toPoolSet, type Pool, type PoolSet } from '../../../src/pool/pools-file.js';
 import { isPoolError } from '../../../src/pool/errors.js';
 import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
 import { DEFAULTS } from '../../../src/config/config.js';

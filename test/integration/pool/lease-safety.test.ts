@@ -14,7 +14,7 @@ import { PODLEASE_BIN } from '../../../scripts/lib/podlease-serve.mjs';
 import { startRedisServer, type RedisServer } from '../../../scripts/lib/redis-server.mjs';
 import { DEFAULTS } from '../../../src/config/config.js';
 import { silentLogger } from '../../../src/log/logger.js';
-import { toPoolSet } from '../../../src/pool/config.js';
+import { toPoolSet } from '../../../src/pool/pools-file.js';
 import { StoreConfigError } from '../../../src/pool/errors.js';
 import { newLeaseId } from '../../../src/pool/lease-id.js';
 import { RedisLeaseStore } from '../../../src/pool/redis-store.js';

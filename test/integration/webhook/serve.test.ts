@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cidrContains, parseCidr, parseIp } from '../../../src/ip/address.js';
-import { parsePoolsText, type Pool, type PoolSet } from '../../../src/pool/config.js';
+import { parsePoolsText, type Pool, type PoolSet } from '../../../src/pool/pools-file.js';
 import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
 import { applyAnnotationPatch } from '../../../src/webhook/patch.js';
 import type { PatchOperation } from '../../../src/webhook/types.js';

@@ -1,5 +1,5 @@
 /** In-process driver for runPlugin: captures stdout/stderr and parses the answer. */
-import type { IpamConfig, PodRef } from '../../../src/cni/args.js';
+import type { IpamConfig, CniPodRef } from '../../../src/cni/args.js';
 import type { PodInfo } from '../../../src/cni/pod.js';
 import { runPlugin, type PluginDeps } from '../../../src/cni/plugin.js';
 import { cniArgs, pod } from '../../fixtures/cni/loader.js';
@@ -42,7 +42,7 @@ export const run = async (
 
 export interface Lookup {
   deps: PluginDeps;
-  calls: { pod: PodRef; ipam: IpamConfig }[];
+  calls: { pod: CniPodRef; ipam: IpamConfig }[];
 }
 
 /** A pod lookup answering `info` (default: the fixture pod) and recording its calls. */

@@ -11,7 +11,7 @@ import {
   subtractRanges,
   type IpRange,
 } from '../../../src/ip/address.js';
-import { toPoolSet } from '../../../src/pool/config.js';
+import { toPoolSet } from '../../../src/pool/pools-file.js';
 import {
   indexToIp,
   ipToIndex,

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../../src/config/config.js';
-import { DEV_POOLS_DOCUMENT, type Pool } from '../../../src/pool/config.js';
+import { DEV_POOLS_DOCUMENT, type Pool } from '../../../src/pool/pools-file.js';
 import { ipToIndex } from '../../../src/pool/layout.js';
 import { handleMutate, handleValidate } from '../../../src/webhook/handlers.js';
 import { applyAnnotationPatch } from '../../../src/webhook/patch.js';

@@ -54,7 +54,7 @@ describe('parsers', () => {
 });
 
 describe('loadConfig', () => {
-  it('gives the DESIGN §5 defaults: memory store, dev pool, 15m lease ttl', () => {
+  it('gives the docs/design.md §6 defaults: memory store, dev pool, 15m lease ttl', () => {
     const c = load(['serve']);
     expect(c.command).toEqual({ name: 'serve' });
     expect(c.store).toEqual({ kind: 'memory', redisUrl: undefined, timeoutMs: 2_000 });

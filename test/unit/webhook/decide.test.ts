@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../../src/config/config.js';
-import { toPoolSet } from '../../../src/pool/config.js';
+import { toPoolSet } from '../../../src/pool/pools-file.js';
 import { UnknownPoolError } from '../../../src/pool/errors.js';
 import { decide, type DecisionInput, type Plan } from '../../../src/webhook/decide.js';
 import {

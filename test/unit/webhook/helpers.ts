@@ -1,7 +1,7 @@
 /** Shared set-up of the webhook unit tests: pools, the memory store, deps. */
 import { DEFAULTS, type WebhookConfig } from '../../../src/config/config.js';
 import { silentLogger } from '../../../src/log/logger.js';
-import { toPoolSet, type PoolSet } from '../../../src/pool/config.js';
+import { toPoolSet, type PoolSet } from '../../../src/pool/pools-file.js';
 import { MemoryLeaseStore } from '../../../src/pool/memory-store.js';
 import type { LeaseStore } from '../../../src/pool/store.js';
 import type { WebhookDeps } from '../../../src/webhook/handlers.js';

@@ -11,7 +11,7 @@ import {
   IP_LIST_MAX_ENTRIES,
   STATIC_IP_MAX_ENTRIES,
 } from '../../../src/pool/annotations.js';
-import { toPoolSet } from '../../../src/pool/config.js';
+import { toPoolSet } from '../../../src/pool/pools-file.js';
 import { quote } from '../../../src/text/quote.js';
 import { decide, type Plan } from '../../../src/webhook/decide.js';
 import { BadAnnotationError } from '../../../src/webhook/errors.js';

@@ -5,7 +5,7 @@ import { DEFAULTS } from '../../../src/config/config.js';
  * unusable pod-index label is not "absent".
  */
 import { describe, expect, it } from 'vitest';
-import { toPoolSet } from '../../../src/pool/config.js';
+import { toPoolSet } from '../../../src/pool/pools-file.js';
 import { decide } from '../../../src/webhook/decide.js';
 import { BadAnnotationError, BadReviewError } from '../../../src/webhook/errors.js';
 import { handleMutate } from '../../../src/webhook/handlers.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Pool } from '../../../src/pool/config.js';
+import type { Pool } from '../../../src/pool/pools-file.js';
 import type { AllocateRequest, Allocation, LeaseStore } from '../../../src/pool/store.js';
 import { newLeaseId } from '../../../src/pool/lease-id.js';
 import { handleMutate, handleValidate } from '../../../src/webhook/handlers.js';

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Config, TlsConfig } from '../config/config.js';
 import { formatHostPort } from '../config/parse.js';
 import type { Logger } from '../log/logger.js';
-import type { Pool } from '../pool/config.js';
+import type { Pool } from '../pool/pools-file.js';
 import type { EnsureResult, LeaseStore } from '../pool/store.js';
 import { createOpsApp, createWebhookApp } from '../webhook/app.js';
 import { within } from '../webhook/deadline.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/errors.js';
-import { namespaceAllowed, parsePoolsText, toPoolSet } from '../../../src/pool/config.js';
+import { namespaceAllowed, parsePoolsText, toPoolSet } from '../../../src/pool/pools-file.js';
 
 const issues = (doc: unknown): readonly string[] => {
   try {

@@ -1,5 +1,5 @@
 /**
- * Pools file loading and validation (DESIGN.md §1). Parse once, validate fully, canonicalise,
+ * Pools file loading and validation (docs/design.md §2). Parse once, validate fully, canonicalise,
  * freeze. Every problem is reported at once, each naming the pool and the field.
  */
 import { parse as parseYaml } from 'yaml';
