@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { defineScript, type CommandParser } from 'redis';
 import { KEY_TYPES, type KeyType, type PoolKeys } from './keys.js';
 
-export const SCRIPT_CONTRACT_VERSION = 'v1';
+export const SCRIPT_CONTRACT_VERSION = 'v2';
 
 const source = (file: string): string =>
   readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');

@@ -95,14 +95,13 @@ describe('NamespaceCache', () => {
     // A watch error that client-node 2.0 does not retry by itself (not 410, not a timeout):
     // restarted after 1 s, resuming from the resourceVersion without a new list.
     watch.calls[0]?.onDone(Object.assign(new Error('stream reset'), { statusCode: 500 }));
-    await new Promise(r => setTimeout(r, 20));
+    await expect.poll(() => watch.calls.length).toBe(2);
     expect(delays).toEqual([1_000]);
     expect(lists).toBe(1);
     expect(watch.calls).toHaveLength(2);
     // 410 Gone: the library lists again; that list fails; restarted after 2 s with a fresh list.
     watch.calls[1]?.onDone(Object.assign(new Error('gone'), { statusCode: 410 }));
-    await new Promise(r => setTimeout(r, 20));
-    expect(lists).toBe(3);
+    await expect.poll(() => lists).toBe(3);
     expect(delays).toEqual([1_000, 2_000]);
     expect(await cache.annotations('a')).toEqual({ k: '3' });
     await cache.stop();

@@ -21,9 +21,12 @@ describe('Lua scripts', () => {
     const header = src.slice(0, src.indexOf(']]'));
     expect(header).toContain('Input:');
     expect(header).toContain('Output:');
-    const { keys } = splitFilename(file);
-    for (let k = 1; k <= keys; k++) expect(header).toContain(`KEYS[${k}]`);
-    expect(header).not.toContain(`KEYS[${keys + 1}]`);
+    const { name, keys } = splitFilename(file);
+    // The header names each key, in the order scripts.ts passes them.
+    const named = [...header.matchAll(/KEYS\[(\d+)\]\s+(\w+)/g)].map(m => [Number(m[1]), m[2]]);
+    const expected = SCRIPT_KEYS[name as keyof typeof SCRIPT_KEYS].map((k, i) => [i + 1, k]);
+    expect(named).toEqual(expected);
+    expect(named).toHaveLength(keys);
     expect(src).toContain('local rcall = redis.call');
     // Keys reach Lua through KEYS only: no key built from ARGV inside a script.
     expect(src).not.toMatch(/"podlease:/);

@@ -232,7 +232,17 @@ describe('loadConfig', () => {
     ]);
   });
 
-  it('keeps defaults in one object', () => {
-    expect(DEFAULTS.storeTimeoutMs).toBe(2_000);
+  it('takes every default of serve from the one DEFAULTS object', () => {
+    const c = load(['serve']);
+    expect(c.store.timeoutMs).toBe(DEFAULTS.storeTimeoutMs);
+    expect(c.serve.webhook).toMatchObject({
+      leaseTtlMs: DEFAULTS.leaseTtlMs,
+      pendingTakeoverMs: DEFAULTS.pendingTakeoverMs,
+      bodyLimitBytes: DEFAULTS.bodyLimitBytes,
+      serviceAccount: DEFAULTS.serviceAccount,
+      statefulSetCreators: DEFAULTS.statefulSetCreators,
+    });
+    expect(c.serve.shutdownGraceMs).toBe(DEFAULTS.shutdownGraceMs);
+    expect(c.serve.shutdownDelayMs).toBe(DEFAULTS.shutdownDelayMs);
   });
 });
