@@ -13,6 +13,7 @@ const seeds = (process.env.PODLEASE_FAULT_SEEDS ?? '1,2,3,4')
   .map(s => Number(s.trim()))
   .filter(n => Number.isInteger(n));
 const steps = Number(process.env.PODLEASE_FAULT_STEPS ?? '120');
+const skipOps = (process.env.PODLEASE_FAULT_SKIP ?? '').split(',').filter(s => s !== '');
 
 describe.skipIf(skip !== '')(
   `lease safety under faults${skip === '' ? '' : ` (skipped: ${skip})`}`,
@@ -34,6 +35,7 @@ describe.skipIf(skip !== '')(
         const result = await runFaultSeed({
           seed,
           steps,
+          skip: skipOps,
           redisUrl: redis.url,
           stall: stopped => {
             redis.child.kill(stopped ? 'SIGSTOP' : 'SIGCONT');

@@ -88,6 +88,8 @@ export interface FaultOptions {
   /** SIGSTOP / SIGCONT of the redis-server process. */
   readonly stall: (stopped: boolean) => void;
   readonly replicas?: number;
+  /** Operation names to leave out: admit, bind, delete, expire, relayout, stall, retry, duplicate, edit-ip-list. */
+  readonly skip?: readonly string[];
 }
 
 export interface FaultResult {
@@ -429,23 +431,27 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     }
   };
 
-  const ops: [number, () => Promise<unknown>][] = [
-    [30, () => Promise.all(Array.from({ length: 3 }, () => admit(pick(replicas), newAdmission())))],
-    [8, controllerBind],
-    [16, controllerDelete],
-    [4, controllerExpire],
-    [3, relayout],
-    [2, stall],
-    [4, retryTwice],
-    [4, duplicateCreate],
-    [
-      1,
-      () => {
-        ipListVersion = (ipListVersion + 1) % IP_LISTS.length;
-        return Promise.resolve();
-      },
-    ],
+  const editIpList = (): Promise<void> => {
+    ipListVersion = (ipListVersion + 1) % IP_LISTS.length;
+    return Promise.resolve();
+  };
+  const admitBatch = () =>
+    Promise.all(Array.from({ length: 3 }, () => admit(pick(replicas), newAdmission())));
+  const all: [string, number, () => Promise<unknown>][] = [
+    ['admit', 30, admitBatch],
+    ['bind', 8, controllerBind],
+    ['delete', 16, controllerDelete],
+    ['expire', 4, controllerExpire],
+    ['relayout', 3, relayout],
+    ['stall', 2, stall],
+    ['retry', 4, retryTwice],
+    ['duplicate', 4, duplicateCreate],
+    ['edit-ip-list', 1, editIpList],
   ];
+  // Leave operations out (e.g. to find what else fails once one failure is known).
+  const ops = all
+    .filter(([name]) => !(opts.skip ?? []).includes(name))
+    .map(([, w, f]) => [w, f] as const);
   const total = ops.reduce((n, [w]) => n + w, 0);
   try {
     for (step = 0; step < opts.steps; step++) {
