@@ -19,6 +19,13 @@ export interface Denial {
 const RETRY =
   'the API server retries the pod; if this persists, check that podlease reaches its Redis';
 
+const BOUND_HOLDER = '; choose another address, or delete that pod (or its reservation) first';
+const PENDING_HOLDER =
+  ' (a pending lease: that pod may still be being created); if it is a pod of this name whose ' +
+  'create failed or that is gone, a new pod of the name gets the address once the API server ' +
+  'no longer has it and the lease is older than --pending-takeover-after: the API server retries; ' +
+  'else choose another address';
+
 const poolDenial = (err: AnyPoolError): Denial => {
   switch (err.code) {
     case 'POOL_EXHAUSTED':
@@ -34,8 +41,8 @@ const poolDenial = (err: AnyPoolError): Denial => {
         code: 409,
         reason: err.code,
         message:
-          `address ${err.ip} of pool "${err.pool}" is held by ${describeHolder(err.holder)}; ` +
-          'choose another address, or delete that pod (or its reservation) first',
+          `address ${err.ip} of pool "${err.pool}" is held by ${describeHolder(err.holder)}` +
+          (err.holder.state === 'pending' ? PENDING_HOLDER : BOUND_HOLDER),
       };
     case 'RESERVATION_EXISTS':
       return {
