@@ -148,7 +148,13 @@ export const runLeases = async (
   const pools =
     cmd.pool !== undefined ? [poolOf(config, cmd.pool)] : [...config.pools.pools.values()];
   const all = (await Promise.all(pools.map(p => store.leases(p)))).flat();
-  const leases = all.filter(l => cmd.namespace === undefined || l.namespace === cmd.namespace);
+  // A stable order (Redis returns a hash in no particular order): by pool, then age, then id.
+  const leases = all
+    .filter(l => cmd.namespace === undefined || l.namespace === cmd.namespace)
+    .sort(
+      (a, b) =>
+        a.pool.localeCompare(b.pool) || a.createdAt - b.createdAt || a.id.localeCompare(b.id),
+    );
   const now = Date.now();
   print(io.stdout, config.output, {
     data: leases,
