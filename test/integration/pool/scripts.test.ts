@@ -58,6 +58,35 @@ describe.skipIf(skip !== '')(`Redis scripts${skip === '' ? '' : ` (skipped: ${sk
     await admin.close();
   });
 
+  it('release frees an address only while it is held by that very lease id', async () => {
+    const admin = await createClient({ url: inject('redisUrl') }).connect();
+    const live = await store.allocate({
+      pool,
+      leaseId: newLeaseId(),
+      pod: { namespace: 'a', name: 'live' },
+      ttlMs: 60_000,
+    });
+    // A void record pointing at the same address (as a lost race once left behind).
+    const keys = poolKeys(pool.name);
+    const liveRecord = JSON.parse((await admin.hGet(keys.leases, live.lease.id))!) as { i: number };
+    expect(await admin.hGet(keys.byip, String(liveRecord.i))).toBe(live.lease.id);
+    const voidId = newLeaseId();
+    await admin.hSet(
+      keys.leases,
+      voidId,
+      JSON.stringify({ i: liveRecord.i, s: 'pending', ns: 'a', c: 1 }),
+    );
+    const before = await store.stats(pool);
+    expect(await store.release(pool, voidId)).toMatchObject({
+      released: false,
+      reason: 'not-found',
+    });
+    expect(await store.stats(pool)).toMatchObject({ leased: before.leased, free: before.free });
+    expect((await store.get(pool, live.lease.id))?.ip).toBe(live.lease.ip);
+    expect(await store.get(pool, voidId)).toBeUndefined();
+    await admin.close();
+  });
+
   it('a store whose Redis is gone fails fast with a retryable StoreUnavailableError', async () => {
     await expect(
       RedisLeaseStore.connect({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 500 }),
