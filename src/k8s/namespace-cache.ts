@@ -10,6 +10,7 @@
  */
 import { CoreV1Api, KubeConfig, ListWatch, Watch, type V1Namespace } from '@kubernetes/client-node';
 import type { KubeConfigSource } from '../config/config.js';
+import { isNotFound, withTimeout } from './api.js';
 import type { Logger } from '../log/logger.js';
 
 export const BASE_RESTART_DELAY_MS = 1_000;
@@ -40,23 +41,6 @@ export interface NamespaceCacheOptions {
 }
 
 type Annotations = Readonly<Record<string, string>> | undefined;
-
-const isNotFound = (err: unknown): boolean => (err as { code?: unknown } | null)?.code === 404;
-
-/** Resolves as `promise` does, or rejects after `ms`. */
-const withTimeout = async <T>(promise: Promise<T>, ms: number, what: string): Promise<T> => {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`no answer to ${what} within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-};
 
 const sleep = (ms: number): Promise<void> =>
   new Promise(resolve => {
