@@ -464,14 +464,14 @@ const retry = (st: PoolState, req: AllocateRequest, rec: Rec): Allocation => {
 
 /**
  * Whether the lease `holderId` may be replaced by this request: never when bound; when pending
- * only with `replacePending`, and only if it was made for this sticky key (`forKey`) or for this
- * very pod name.
+ * only with `replacePendingBefore` and created by then, and only if it was made for this sticky
+ * key (`forKey`) or for this very pod name.
  */
 const replaceable = (st: PoolState, req: AllocateRequest, holderId: string, forKey: boolean) => {
   const h = st.leases.get(holderId);
   if (h === undefined) return true;
-  if (h.state !== 'pending' || req.replacePending !== true) return false;
-  if (h.createdAt > (req.replacePendingBefore ?? Infinity)) return false;
+  const before = req.replacePendingBefore;
+  if (h.state !== 'pending' || before === undefined || h.createdAt > before) return false;
   if (forKey) return h.stickyKey === req.stickyKey;
   return samePod(h, req.pod);
 };

@@ -135,7 +135,7 @@ const allocateArgs = (
   req.pod.name ?? '',
   req.requestUid ?? '',
   req.attempt ?? '',
-  req.replacePending === true ? String(req.replacePendingBefore ?? Number.MAX_SAFE_INTEGER) : '',
+  req.replacePendingBefore === undefined ? '' : String(req.replacePendingBefore),
 ];
 
 export class RedisLeaseStore implements LeaseStore {

@@ -71,11 +71,10 @@ export interface AllocateRequest {
    */
   readonly attempt?: string | undefined;
   /**
-   * A pending lease made for this sticky key, or for this exact pod name, may be replaced: the
-   * caller found that the pod it was made for does not exist. A bound lease is never replaced.
+   * Set when the caller found that the pod a pending lease was made for does not exist: a pending
+   * lease made for this sticky key, or for this exact pod name, and created at or before this
+   * time (ms), may be replaced. Unset: nothing is replaced. A bound lease is never replaced.
    */
-  readonly replacePending?: boolean | undefined;
-  /** With replacePending: only a pending lease created at or before this time (ms). */
   readonly replacePendingBefore?: number | undefined;
 }
 

@@ -119,6 +119,7 @@ const allocateOne = async (
 ): Promise<Allocation> => {
   const calls: Promise<Allocation>[] = [];
   const allocate = (replacePending: boolean): Promise<Allocation> => {
+    const before = ctx.now() - (ctx.pendingTakeoverMs ?? 0);
     const call = ctx.store.allocate({
       pool: claim.pool,
       leaseId: ctx.leaseId,
@@ -130,8 +131,7 @@ const allocateOne = async (
       now: ctx.now(),
       requestUid: ctx.requestUid,
       attempt: ctx.attempt,
-      replacePending,
-      replacePendingBefore: ctx.now() - (ctx.pendingTakeoverMs ?? 0),
+      replacePendingBefore: replacePending ? before : undefined,
     });
     calls.push(call);
     return within(call, ctx.deadline.remainingMs(), `allocate in pool "${claim.pool.name}"`);

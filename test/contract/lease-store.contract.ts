@@ -22,6 +22,9 @@ import { newLeaseId } from '../../src/pool/lease-id.js';
 import type { AllocateRequest, LeaseStore, PodRef } from '../../src/pool/store.js';
 import { reconfigure, testPool } from '../helpers/pools.js';
 
+/** replacePendingBefore for a takeover whatever the pending lease's age. */
+const ANY_AGE = Number.MAX_SAFE_INTEGER;
+
 export interface StoreHarness {
   store: LeaseStore;
   /** Removes a pool's state after a test (Redis: DEL of its keys). */
@@ -133,25 +136,29 @@ export const describeLeaseStoreContract = (
       ).rejects.toThrow('held by a pod of default/web-7d9f-* not yet named');
     });
 
-    it('the same pod name takes a pending exact address over only with replacePending, never a bound one', async () => {
+    it('the same pod name takes a pending exact address over only with replacePendingBefore, never a bound one', async () => {
       const p = await pool({ cidr: '10.99.4.0/24' });
       const pod = { namespace: 'db', name: 'pg-0' };
       const first = await lease(p, { ip: '10.99.4.4', pod });
       // A duplicate CREATE while the first pod may still exist: refused, naming the holder.
       await expect(lease(p, { ip: '10.99.4.4', pod })).rejects.toThrow('held by pod db/pg-0');
-      // Another pod name never takes it over, even with replacePending.
+      // Another pod name never takes it over, even with replacePendingBefore.
       await expect(
-        lease(p, { ip: '10.99.4.4', pod: { namespace: 'db', name: 'pg-1' }, replacePending: true }),
+        lease(p, {
+          ip: '10.99.4.4',
+          pod: { namespace: 'db', name: 'pg-1' },
+          replacePendingBefore: ANY_AGE,
+        }),
       ).rejects.toBeInstanceOf(AddressInUseError);
-      const again = await lease(p, { ip: '10.99.4.4', pod, replacePending: true });
+      const again = await lease(p, { ip: '10.99.4.4', pod, replacePendingBefore: ANY_AGE });
       expect(again.replaced).toBe(first.lease.id);
       expect((await h.store.release(p, first.lease.id)).reason).toBe('not-found');
       expect((await h.store.stats(p)).leased).toBe(1);
       expect((await h.store.get(p, again.lease.id))?.ip).toBe('10.99.4.4');
       await h.store.bind(p, again.lease.id, { ...pod, uid: 'u-pg' });
-      await expect(lease(p, { ip: '10.99.4.4', pod, replacePending: true })).rejects.toThrow(
-        'held by pod db/pg-0',
-      );
+      await expect(
+        lease(p, { ip: '10.99.4.4', pod, replacePendingBefore: ANY_AGE }),
+      ).rejects.toThrow('held by pod db/pg-0');
       expect((await h.store.get(p, again.lease.id))?.state).toBe('bound');
     });
 
@@ -162,7 +169,15 @@ export const describeLeaseStoreContract = (
       const first = await lease(p, { stickyKey: key, pod });
       await lease(p); // someone else in between
       await expect(lease(p, { stickyKey: key, pod })).rejects.toBeInstanceOf(AddressInUseError);
-      const second = await lease(p, { stickyKey: key, pod, replacePending: true });
+      // A pending lease younger than replacePendingBefore is not replaced either.
+      await expect(
+        lease(p, { stickyKey: key, pod, replacePendingBefore: first.lease.createdAt - 1 }),
+      ).rejects.toBeInstanceOf(AddressInUseError);
+      const second = await lease(p, {
+        stickyKey: key,
+        pod,
+        replacePendingBefore: first.lease.createdAt,
+      });
       expect(second.lease.ip).toBe(first.lease.ip);
       expect(second.reused).toBe(true);
       expect(second.replaced).toBe(first.lease.id);
@@ -356,7 +371,7 @@ export const describeLeaseStoreContract = (
       });
       // The restored lease is bound: a pod of the same key never takes it over.
       const pg0 = { stickyKey: 'db/pg/0', pod: { namespace: 'db', name: 'pg-0' } };
-      await expect(lease(p, { ...pg0, replacePending: true })).rejects.toThrow(
+      await expect(lease(p, { ...pg0, replacePendingBefore: ANY_AGE })).rejects.toThrow(
         'held by pod db/pg-0',
       );
       expect(await h.store.release(p, id)).toMatchObject({
@@ -445,7 +460,7 @@ export const describeLeaseStoreContract = (
       // A bound lease on the reservation is never moved away from.
       await h.store.bind(p, moved.lease.id, { ...pod, uid: 'u-k0' });
       await expect(
-        lease(p, { stickyKey: key, ip: '10.99.16.61', pod, replacePending: true }),
+        lease(p, { stickyKey: key, ip: '10.99.16.61', pod, replacePendingBefore: ANY_AGE }),
       ).rejects.toThrow('held by pod ns/kafka-0');
       expect(other.lease.ip).toBe('10.99.16.70');
     });
@@ -494,7 +509,7 @@ export const describeLeaseStoreContract = (
               }
               const extra =
                 op === 'sticky'
-                  ? { stickyKey: `n/s/${live.length % 3}`, replacePending: true }
+                  ? { stickyKey: `n/s/${live.length % 3}`, replacePendingBefore: ANY_AGE }
                   : {};
               try {
                 const a = await lease(p, extra);

@@ -9,6 +9,9 @@ import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
 import type { Allocation } from '../../../src/pool/store.js';
 import { testPool } from '../../helpers/pools.js';
 
+/** replacePendingBefore for a takeover whatever the pending lease's age. */
+const ANY_AGE = Number.MAX_SAFE_INTEGER;
+
 const skip = inject('redisSkip');
 const CONNECTIONS = 16;
 const ALLOCATIONS = 20_000;
@@ -107,7 +110,7 @@ describe.skipIf(skip !== '')(
           pod: { namespace: 'sts', name: `db-${n % 50}` },
           stickyKey: n % 2 === 0 ? `sts/db/${n % 50}` : undefined,
           // Each admission of a key replaces the previous (pending) one: its pod is gone.
-          replacePending: true,
+          replacePendingBefore: ANY_AGE,
           ttlMs: 60_000,
         });
       });
