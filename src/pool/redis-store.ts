@@ -256,10 +256,9 @@ export class RedisLeaseStore implements LeaseStore {
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
     const retried = num(r[4]) === 1;
-    const lease = retried
-      ? ((await this.get(pool, req.leaseId)) ??
-        fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec }))
-      : fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
+    // A retry answers with the lease the first try made, as the script read it.
+    const stored = retried ? (JSON.parse(str(r[6])) as StoredRecord) : { i: index, ...rec };
+    const lease = fromStored(pool, pool.layout, req.leaseId, stored);
     return {
       lease,
       reused: num(r[3]) === 1,

@@ -43,6 +43,7 @@
 
   Output:
     { 0, index, replacedLeaseId or "", reused 0|1, retried 0|1, movedFromIndex or -1 }
+                                  (retried: a 7th element, the lease's record JSON)
     { -1, held, size }            pool exhausted
     { -2, "lease", recordJSON, index }   address (index) held by a lease
     { -2, "key", stickyKey, index }      address (index) held by another sticky reservation
@@ -79,11 +80,12 @@ if mode ~= "reserve" then
     if requestUid == "" or h.q ~= requestUid then return { -8 } end
     if not dryRun and attempt ~= "" and h.t ~= attempt then
       h.t = attempt
-      rcall("HSET", leasesKey, leaseId, cjson.encode(h))
+      existing = cjson.encode(h)
+      rcall("HSET", leasesKey, leaseId, existing)
     end
     local r = 0
     if h.k then r = 1 end
-    return { 0, h.i, "", r, 1, -1 }
+    return { 0, h.i, "", r, 1, -1, existing }
   end
 end
 
