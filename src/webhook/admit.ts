@@ -168,14 +168,14 @@ const allocateOne = async (
   }
 };
 
-/** Gives back every lease of this admission (a denial after some claims succeeded, a late answer). */
-export const releasePlan = async (
-  plan: LeasePlan,
+/** Gives back this admission's lease in each claim's pool (a sibling denied, a late answer). */
+export const releaseClaims = async (
+  claims: readonly Claim[],
   ctx: AdmitContext,
   why: string,
 ): Promise<void> => {
   if (ctx.dryRun) return;
-  await Promise.all(plan.claims.map(c => releaseAttempt(c.pool, ctx, why)));
+  await Promise.all(claims.map(c => releaseAttempt(c.pool, ctx, why)));
 };
 
 /** Allocates every claim of the plan, IPv4 first in the result; all or nothing. */
@@ -184,10 +184,8 @@ export const allocatePlan = async (plan: LeasePlan, ctx: AdmitContext): Promise<
   const done = settled.flatMap(s => (s.status === 'fulfilled' ? [s.value] : []));
   const failed = settled.find(s => s.status === 'rejected');
   if (failed !== undefined) {
-    const taken = ctx.dryRun
-      ? []
-      : plan.claims.filter(c => done.some(a => a.lease.pool === c.pool.name));
-    for (const c of taken) void releaseAttempt(c.pool, ctx, 'a sibling claim was denied');
+    const taken = plan.claims.filter(c => done.some(a => a.lease.pool === c.pool.name));
+    void releaseClaims(taken, ctx, 'a sibling claim was denied');
     throw failed.reason;
   }
   return done;

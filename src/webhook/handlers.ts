@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { leaseIdForRequest } from '../pool/lease-id.js';
 import { StoreUnavailableError } from '../pool/errors.js';
 import type { Allocation, LeaseStore } from '../pool/store.js';
-import { allocatePlan, ownedAnnotations, releasePlan, type PodPresence } from './admit.js';
+import { allocatePlan, ownedAnnotations, releaseClaims, type PodPresence } from './admit.js';
 import { decide, type Plan } from './decide.js';
 import { Deadline } from './deadline.js';
 import { BadPodError, NamespaceUnavailableError } from './errors.js';
@@ -139,7 +139,7 @@ const mutatePod = async (
   const allocations = await allocatePlan(plan, ctx);
   if (!dryRun && deadline.tooLateToAnswer()) {
     // The API server has stopped waiting: it will not create this pod with this answer.
-    void releasePlan(plan, ctx, 'the answer would come after the API server gave up');
+    void releaseClaims(plan.claims, ctx, 'the answer would come after the API server gave up');
     throw new StoreUnavailableError(
       'the lease store answered after the API server stopped waiting; nothing was leased',
     );
