@@ -251,6 +251,20 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     const lease = ann['podlease.io/lease'] ?? fail('allowed without a lease annotation');
     const ip = ann['podlease.io/ip'] ?? fail('allowed without an address');
     const leaseId = lease.slice(lease.indexOf('/') + 1);
+    const name = a.name ?? `dep-${randomUUID().slice(0, 8)}`;
+    const stickyKey =
+      a.kind === 'sticky' || a.kind === 'iplist'
+        ? `${NS}/${name.replace(/-(\d+)$/, '/$1')}`
+        : undefined;
+    if (stickyKey !== undefined) {
+      // An allowed admission reserved (or, for an edited ip-list, moved) the ordinal's address,
+      // whatever the API server then does with the pod.
+      const before = reserved.get(stickyKey);
+      if (before !== undefined && before !== ip && a.kind === 'sticky') {
+        fail(`sticky ${stickyKey} was ${before}, admitted with ${ip}`);
+      }
+      reserved.set(stickyKey, ip);
+    }
     if (a.name !== undefined && live.has(a.name)) {
       // AlreadyExists: the API server rejects this CREATE; its lease must not have voided the
       // running pod's.
@@ -260,18 +274,6 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     if (random() < 0.1) {
       orphans.add(leaseId); // a later webhook or a quota rejected the pod
       return;
-    }
-    const name = a.name ?? `dep-${randomUUID().slice(0, 8)}`;
-    const stickyKey =
-      a.kind === 'sticky' || a.kind === 'iplist'
-        ? `${NS}/${name.replace(/-(\d+)$/, '/$1')}`
-        : undefined;
-    if (stickyKey !== undefined) {
-      const before = reserved.get(stickyKey);
-      if (before !== undefined && before !== ip && a.kind === 'sticky') {
-        fail(`sticky ${stickyKey} was ${before}, admitted with ${ip}`);
-      }
-      reserved.set(stickyKey, ip);
     }
     live.set(name, { name, uid: randomUUID(), leaseId, ip, bound: false, stickyKey });
   };
