@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
 import type { Config, TlsConfig } from '../config/config.js';
 import { formatHostPort } from '../config/parse.js';
 import type { Logger } from '../log/logger.js';
@@ -35,6 +36,14 @@ export interface ServeDeps {
   readonly log: Logger;
   /** Human-facing lines (the loud memory-store warning); stderr in production. */
   readonly banner: (line: string) => void;
+  /** The lease controller, made once the metrics registry exists; absent without an API server. */
+  readonly controller?: ((registry: Registry) => RunningController) | undefined;
+}
+
+/** The controller and its leader election, as serve starts and stops them. */
+export interface RunningController {
+  start(): void;
+  stop(): Promise<void>;
 }
 
 export interface RunningServe {
@@ -89,10 +98,13 @@ const logPoolResult = (log: Logger, pool: Pool, result: EnsureResult): void => {
  */
 const layOutPools = async (deps: ServeDeps, quiet: boolean): Promise<Set<string>> => {
   const notReady = new Set<string>();
+  // The memory store has no earlier state: alone it initialises itself; with a controller the
+  // controller rebuilds it from the pods first (pods admitted before a restart keep their address).
+  const initialize = deps.store.kind === 'memory' && deps.controller === undefined;
   for (const pool of deps.config.pools.pools.values()) {
     try {
       const result = await within(
-        deps.store.ensurePool(pool, { initialize: deps.store.kind === 'memory' }),
+        deps.store.ensurePool(pool, { initialize }),
         deps.config.store.timeoutMs * 5,
         'ensurePool',
       );
@@ -156,6 +168,8 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
   );
   const reloader = new CertificateReloader(https, serve.tls, pair, log);
   let notReady = await layOutPools(deps, false);
+  const controller = deps.controller?.(metrics.registry);
+  controller?.start();
   const [webhookAt, metricsAt] = await Promise.all([
     listen(https, serve.listen),
     listen(ops, serve.metricsListen),
@@ -203,8 +217,6 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
         '*** two replicas would hand out the same addresses. Set REDIS_URL for anything but development. ***',
     );
   }
-  if (serve.controller === 'on')
-    log.warn('--controller on: the controller is not implemented yet (later issue)');
   return {
     webhook: webhookAt,
     metrics: metricsAt,
@@ -218,6 +230,11 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
           'shutting down: not ready; still serving until the API server stops sending requests',
         );
         reloader.stop();
+        // The Lease is given up at once: another replica's controller takes over while this
+        // one still answers admissions.
+        await controller?.stop().catch((err: unknown) => {
+          log.warn({ err }, 'controller did not stop cleanly');
+        });
         await new Promise(r => setTimeout(r, serve.shutdownDelayMs));
         log.info({ graceMs: serve.shutdownGraceMs }, 'shutting down: finishing requests in flight');
         await closeGracefully(https, serve.shutdownGraceMs);

@@ -234,10 +234,3 @@ export const runUnreserve = async (
   return EXIT.OK;
 };
 
-export const runCheck = (cmd: Cmd<'check'>, io: CommandIo): number => {
-  io.stderr.write(
-    `podlease check${cmd.fix ? ' --fix' : ''}: requires the controller (later issue); ` +
-      'use `podlease leases` and `podlease pools` meanwhile\n',
-  );
-  return EXIT.NOT_IMPLEMENTED;
-};

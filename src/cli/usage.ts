@@ -11,7 +11,10 @@ const SUMMARY: Readonly<Record<CommandName, string>> = {
   reserve: 'reserve a sticky address: --pool P --key ns/sts/N [--ip X]',
   release: 'release a lease: --pool P --lease ID (or --lease P/ID)',
   unreserve: 'drop a sticky reservation: --pool P --key ns/sts/N',
-  check: 'audit leases against the cluster [--fix] (requires the controller, later issue)',
+  check:
+    'audit every lease and reservation against the cluster [--pool P] [--fix]; exit 1 on problems',
+  rebuild:
+    "restore pools that lost their state (wiped Redis) from the pods' annotations [--pool P]",
   help: "print this help, or a command's flags: podlease help serve",
   version: 'print the version',
 };

@@ -43,6 +43,10 @@ export const DEFAULTS = {
     'system:kube-controller-manager',
   ],
   statsCacheMs: 5_000,
+  reconcileIntervalMs: 5 * 60_000,
+  rebuildSettleMs: 5_000,
+  leaderLeaseDurationMs: 15_000,
+  leaderLeaseName: 'podlease-controller',
   keepAliveTimeoutMs: 90_000,
   headersTimeoutMs: 32_000,
   logLevel: 'info',
@@ -82,11 +86,26 @@ export interface TlsConfig {
   readonly reloadIntervalMs: number;
 }
 
+/** The lifecycle controller inside `podlease serve` (docs/design.md §7). */
+export interface ControllerConfig {
+  readonly mode: ControllerMode;
+  readonly reconcileIntervalMs: number;
+  /** After noticing a pool without epoch, wait this long (admissions in flight) before listing. */
+  readonly rebuildSettleMs: number;
+  /** Namespace of the leader-election Lease: flag, else POD_NAMESPACE, else the service account's. */
+  readonly leaderNamespace: string | undefined;
+  readonly leaderLeaseName: string;
+  readonly leaderLeaseDurationMs: number;
+  /** This replica in the Lease: POD_NAME (else the host name) plus a random suffix. */
+  readonly identity: string | undefined;
+}
+
 export interface ServeConfig {
   readonly listen: HostPort;
   readonly metricsListen: HostPort;
   readonly tls: TlsConfig;
   readonly controller: ControllerMode;
+  readonly controllerConfig: ControllerConfig;
   readonly webhook: WebhookConfig;
   readonly shutdownGraceMs: number;
   /** After SIGTERM: unready but still serving, so the API server moves to other replicas. */
@@ -113,6 +132,7 @@ export type CommandConfig =
   | { readonly name: 'release'; readonly pool: string; readonly leaseId: string }
   | { readonly name: 'unreserve'; readonly pool: string; readonly key: string }
   | { readonly name: 'check'; readonly fix: boolean; readonly pool?: string | undefined }
+  | { readonly name: 'rebuild'; readonly pool?: string | undefined }
   | { readonly name: 'help'; readonly topic?: string | undefined }
   | { readonly name: 'version' };
 
@@ -164,7 +184,20 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'tls-cert': valueFlag(`serving certificate, reloaded on change (default ${DEFAULTS.tlsCert})`),
   'tls-key': valueFlag(`serving key, reloaded on change (default ${DEFAULTS.tlsKey})`),
   'tls-reload-interval': valueFlag('how often the certificate files are checked, e.g. 10s'),
-  controller: valueFlag('auto | on | off: run the controller (later issue)'),
+  controller: valueFlag(
+    'auto | on | off: run the lease controller (auto: when an API server is configured)',
+  ),
+  'reconcile-interval': valueFlag('how often the controller audits every lease, e.g. 5m'),
+  'rebuild-settle': valueFlag(
+    'wait after a pool is found without state before rebuilding it from pods, e.g. 5s',
+  ),
+  'leader-elect-namespace': valueFlag(
+    "namespace of the controller's leader Lease (default: POD_NAMESPACE, else the pod's own)",
+  ),
+  'leader-elect-lease': valueFlag(
+    `name of the controller's leader Lease (default ${DEFAULTS.leaderLeaseName})`,
+  ),
+  'leader-lease-duration': valueFlag('how long a dead leader keeps the Lease, e.g. 15s'),
   'lease-ttl': valueFlag('how long a pending lease waits to be bound, e.g. 15m'),
   'pending-takeover-after': valueFlag(
     'age after which a pending lease of a pod name that does not exist may go to a new pod of that name, e.g. 30s',
@@ -201,9 +234,10 @@ const COMMAND_FLAGS: Readonly<Record<CommandName, Readonly<Record<string, FlagSp
     key: argFlag('sticky key <namespace>/<statefulset>/<ordinal>'),
   },
   check: {
-    fix: switchFlag('repair what the audit finds'),
+    fix: switchFlag('repair what is safe to repair (never a conflict)'),
     pool: argFlag('only this pool'),
   },
+  rebuild: { pool: argFlag('only this pool') },
   help: {},
   version: {},
 };
@@ -333,7 +367,7 @@ const usernameList = (s: string): readonly string[] | undefined => {
   return names.some(n => n === '') ? undefined : names;
 };
 
-const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
+const loadServe = (look: Lookup, storeTimeoutMs: number, env: Env = {}): ServeConfig => {
   const hostPort = (flag: string, fallback: string): HostPort =>
     look.parsed(
       flag,
@@ -355,6 +389,20 @@ const loadServe = (look: Lookup, storeTimeoutMs: number): ServeConfig => {
       reloadIntervalMs: duration('tls-reload-interval', DEFAULTS.tlsReloadIntervalMs),
     },
     controller: look.oneOf<ControllerMode>('controller', ['auto', 'on', 'off'], 'auto'),
+    controllerConfig: {
+      mode: look.oneOf<ControllerMode>('controller', ['auto', 'on', 'off'], 'auto'),
+      reconcileIntervalMs: duration('reconcile-interval', DEFAULTS.reconcileIntervalMs),
+      rebuildSettleMs: look.parsed(
+        'rebuild-settle',
+        DEFAULTS.rebuildSettleMs,
+        parseDuration,
+        'a duration such as 5s, or 0',
+      ),
+      leaderNamespace: look.raw('leader-elect-namespace') ?? nonEmpty(env.POD_NAMESPACE),
+      leaderLeaseName: look.raw('leader-elect-lease') ?? DEFAULTS.leaderLeaseName,
+      leaderLeaseDurationMs: duration('leader-lease-duration', DEFAULTS.leaderLeaseDurationMs),
+      identity: nonEmpty(env.POD_NAME),
+    },
     webhook: {
       leaseTtlMs: duration('lease-ttl', DEFAULTS.leaseTtlMs),
       pendingTakeoverMs: duration('pending-takeover-after', DEFAULTS.pendingTakeoverMs),
@@ -478,6 +526,8 @@ const loadCommand = (
       };
     case 'check':
       return { name: 'check', fix: line.flags.has('fix'), pool: requirePool(look, pools, false) };
+    case 'rebuild':
+      return { name: 'rebuild', pool: requirePool(look, pools, false) };
     case 'help':
       return { name: 'help', topic: line.positional[0] };
     default:
@@ -519,7 +569,7 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
   const command = loadCommand(line, look, loaded?.pools);
   const output = look.oneOf<OutputFormat>('output', ['table', 'json'], 'table');
   const logLevel = look.oneOf<LogLevel>('log-level', LOG_LEVELS, DEFAULTS.logLevel);
-  const serve = loadServe(look, store.timeoutMs);
+  const serve = loadServe(look, store.timeoutMs, env);
   if (issues.length > 0 || loaded === undefined) {
     throw new ConfigError(line.command === 'help' ? 'podlease' : `podlease ${line.command}`, [
       ...new Set(issues),
@@ -536,6 +586,9 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
     serve,
   });
 };
+
+const nonEmpty = (v: string | undefined): string | undefined =>
+  v === undefined || v === '' ? undefined : v;
 
 const kubeSource = (look: Lookup, env: Env): KubeConfigSource => ({
   kubeconfig: look.raw('kubeconfig') ?? (env.KUBECONFIG === '' ? undefined : env.KUBECONFIG),

@@ -16,6 +16,7 @@ export const COMMANDS = [
   'release',
   'unreserve',
   'check',
+  'rebuild',
   'help',
   'version',
 ] as const;

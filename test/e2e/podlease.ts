@@ -85,6 +85,11 @@ export interface PodleaseOptions {
   readonly serveArgs?: readonly string[];
   /** Webhook timeoutSeconds (default 10). */
   readonly timeoutSeconds?: number;
+  /**
+   * Run the lease controller (`--controller on`, fast test timings, its own leader Lease): it
+   * makes the pools ready. Without it the harness runs `podlease pools init` first.
+   */
+  readonly controller?: boolean;
 }
 
 /** A JSON object as it came over the wire. */
@@ -146,6 +151,19 @@ export interface Podlease {
   cli(args: readonly string[]): Promise<unknown>;
   pools(): Promise<PoolStatus[]>;
   leases(pool?: string): Promise<LeaseJson[]>;
+  /** Runs `podlease <args> -o json` with the API server's kubeconfig too (check, rebuild). */
+  cliKube(args: readonly string[]): Promise<{ code: number; json: unknown; stderr: string }>;
+  /** Stops the serve process (SIGKILL: no lease given up), leaving registrations in place. */
+  kill(): Promise<void>;
+  /** Starts the serve process again with the same flags and waits for /readyz. */
+  restart(): Promise<void>;
+  /** Starts one more replica (same store, pools and flags, other ports; not registered). */
+  replica(): Promise<{
+    kill(): Promise<void>;
+    stop(): Promise<void>;
+    logTail(lines?: number): string;
+    metricsUrl: string;
+  }>;
   /** The exchanges the recording proxy saw so far (empty unless `capture`). */
   captured(): readonly CapturedExchange[];
   /** The last lines of podlease serve's log, for failure messages. */
@@ -312,36 +330,58 @@ export async function startPodlease(opts: PodleaseOptions): Promise<Podlease> {
     if (process.env.PODLEASE_E2E_KEEP !== '1') rmSync(workDir, { recursive: true, force: true });
   };
 
-  try {
-    // No controller runs here (--controller off): the operator's `pools init` makes the pools ready.
-    await initPools({ args: ['--pools', poolsPath], env: { REDIS_URL: opts.redisUrl } });
-    proc = startProcess(
-      'podlease serve',
-      process.execPath,
-      [
-        PODLEASE_BIN,
-        ...serveArgs({ port, metricsPort, certPath: serving.certPath, keyPath: serving.keyPath }),
-        '--pools',
-        poolsPath,
-        '--controller',
-        'off',
-        // Without a controller nothing binds a lease: a recreated StatefulSet pod takes over its
-        // predecessor's pending lease (once that pod is gone) without the default 30 s wait.
-        '--pending-takeover-after',
-        '1ms',
-        ...(opts.serveArgs ?? []),
-      ],
-      logPath,
-      pidFile,
-      env,
-    );
-    const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  const modeArgs =
+    opts.controller === true
+      ? [
+          '--controller',
+          'on',
+          '--leader-elect-namespace',
+          'default',
+          '--leader-elect-lease',
+          `podlease-e2e-${opts.name}`,
+          '--leader-lease-duration',
+          '3s',
+          '--rebuild-settle',
+          '300ms',
+          '--reconcile-interval',
+          '3s',
+        ]
+      : [
+          '--controller',
+          'off',
+          // Without a controller nothing binds a lease: a recreated StatefulSet pod takes over
+          // its predecessor's pending lease (once that pod is gone) without the default 30 s wait.
+          '--pending-takeover-after',
+          '1ms',
+        ];
+  const argsFor = (ports: { port: number; metricsPort: number }): string[] => [
+    PODLEASE_BIN,
+    ...serveArgs({ ...ports, certPath: serving.certPath, keyPath: serving.keyPath }),
+    '--pools',
+    poolsPath,
+    ...modeArgs,
+    ...(opts.serveArgs ?? []),
+  ];
+  const startServeProcess = async (
+    name: string,
+    ports: { port: number; metricsPort: number },
+    log: string,
+  ): Promise<ManagedProcess> => {
+    const p = startProcess(name, process.execPath, argsFor(ports), log, pidFile, env);
     await waitFor(
-      'podlease serve /readyz',
-      async () => (await httpStatus(`${metricsUrl}/readyz`)) === 200,
-      proc,
+      `${name} /readyz`,
+      async () => (await httpStatus(`http://127.0.0.1:${ports.metricsPort}/readyz`)) === 200,
+      p,
       START_TIMEOUT_MS,
     );
+    return p;
+  };
+  try {
+    // Without a controller the operator's `pools init` makes the pools ready.
+    if (opts.controller !== true) {
+      await initPools({ args: ['--pools', poolsPath], env: { REDIS_URL: opts.redisUrl } });
+    }
+    proc = await startServeProcess('podlease serve', { port, metricsPort }, logPath);
     if (opts.capture === true) {
       proxy = await startRecordingProxy(
         {
@@ -499,9 +539,58 @@ export async function startPodlease(opts: PodleaseOptions): Promise<Podlease> {
     }
   };
 
+  const cliKube = async (
+    args: readonly string[],
+  ): Promise<{ code: number; json: unknown; stderr: string }> => {
+    const full = [PODLEASE_BIN, ...args, '--pools', poolsPath, '-o', 'json'];
+    try {
+      const { stdout, stderr } = await execFileAsync(process.execPath, full, {
+        env,
+        timeout: 60_000,
+      });
+      return { code: 0, json: JSON.parse(stdout) as unknown, stderr };
+    } catch (err) {
+      const e = err as { code?: unknown; stdout?: string; stderr?: string };
+      if (typeof e.code !== 'number') throw err;
+      let json: unknown;
+      try {
+        json = JSON.parse(e.stdout ?? '');
+      } catch {
+        json = undefined;
+      }
+      return { code: e.code, json, stderr: e.stderr ?? '' };
+    }
+  };
+  let replicas = 0;
+
   return {
     name: opts.name,
     webhookUrl,
+    cliKube,
+    async kill() {
+      if (proc !== undefined) {
+        process.kill(-proc.pid, 'SIGKILL');
+        await proc.stop();
+      }
+    },
+    async restart() {
+      proc = await startServeProcess('podlease serve', { port, metricsPort }, logPath);
+    },
+    async replica() {
+      replicas++;
+      const ports = { port: await freePort(), metricsPort: await freePort() };
+      const log = path.join(workDir, `podlease-serve-${replicas}.log`);
+      const p = await startServeProcess(`podlease serve replica ${replicas}`, ports, log);
+      return {
+        metricsUrl: `http://127.0.0.1:${ports.metricsPort}`,
+        logTail: lines => tailFile(log, lines),
+        stop: () => p.stop(),
+        async kill() {
+          process.kill(-p.pid, 'SIGKILL');
+          await p.stop();
+        },
+      };
+    },
     metricsUrl: `http://127.0.0.1:${metricsPort}`,
     poolsPath,
     logPath,
