@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, type Config } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 import { EXIT, type CommandIo } from '../cli/commands.js';
+import { barStyleFor } from '../cli/output.js';
 import { usage } from '../cli/usage.js';
 import { isPoolError } from '../pool/errors.js';
 
@@ -61,7 +62,7 @@ export const main = async (argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   try {
     const { runCommand } = await import('./start.js');
-    return await runCommand(config, io);
+    return await runCommand(config, { ...io, style: barStyleFor(process.stdout.isTTY, env) });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     io.stderr.write(`podlease ${cmd.name}: ${isPoolError(err) ? message : `failed: ${message}`}\n`);

@@ -135,6 +135,7 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
     pools: config.pools,
     statsCacheMs: serve.statsCacheMs,
     statsTimeoutMs: config.store.timeoutMs,
+    reuseCooldownMs: config.reuseCooldownMs,
     defaultMetrics: true,
   });
   const app = createWebhookApp({

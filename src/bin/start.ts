@@ -13,6 +13,7 @@ import {
   runPools,
   runPoolsInit,
   runRelease,
+  runReservations,
   runReserve,
   runUnreserve,
   type CommandIo,
@@ -198,6 +199,8 @@ const runStoreCommand = async (config: Config, io: CommandIo): Promise<number> =
           : await runPools(config, store, io);
       case 'leases':
         return await runLeases(config, store, cmd, io);
+      case 'reservations':
+        return await runReservations(config, store, cmd, io);
       case 'reserve':
         return await runReserve(config, store, cmd, io);
       case 'release':

@@ -1,16 +1,19 @@
 /**
- * The store commands of `podlease`: `pools`, `leases`, `reserve`, `release`, `unreserve` and
- * `check`. Each takes the parsed config and an opened store, prints in `-o table|json`, and
+ * The store commands of `podlease`: `pools`, `leases`, `reservations`, `reserve`, `release`,
+ * `unreserve` and `check`. Each takes the parsed config and an opened store, prints in `-o table|json`, and
  * returns the exit code.
  */
 import type { CommandConfig, Config } from '../config/config.js';
 import type { Pool } from '../pool/pools-file.js';
+import { formatDuration } from '../text/duration.js';
 import type { LeaseRecord, LeaseStore, PoolStats } from '../pool/store.js';
-import { print, type Out } from './output.js';
+import { formatBar, formatLegend, print, type BarPart, type BarStyle, type Out } from './output.js';
 
 export interface CommandIo {
   readonly stdout: Out;
   readonly stderr: Out;
+  /** How `pools` draws its bars (output.ts `barStyleFor`); ASCII when absent. */
+  readonly style?: BarStyle | undefined;
 }
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, NOT_IMPLEMENTED: 3 } as const;
@@ -36,14 +39,32 @@ interface PoolRow {
   readonly state: string;
 }
 
-const poolRow = async (store: LeaseStore, pool: Pool): Promise<PoolRow> => {
+const poolRow = async (
+  store: LeaseStore,
+  pool: Pool,
+  reuseCooldownMs: number,
+): Promise<PoolRow> => {
   try {
     const epoch = await store.epoch(pool);
     if (epoch === undefined) return { pool, state: 'uninitialised' };
-    return { pool, stats: await store.stats(pool), state: 'ready' };
+    return { pool, stats: await store.stats(pool, { reuseCooldownMs }), state: 'ready' };
   } catch (err) {
     return { pool, state: `error: ${err instanceof Error ? err.message : String(err)}` };
   }
+};
+
+/** Width of the `pools` usage bar, in characters. */
+export const POOL_BAR_WIDTH = 20;
+
+/** The parts of a pool's bar, in the order and with the labels of its legend. */
+export const poolBarParts = (s: PoolStats, reuseCooldownMs: number): BarPart[] => {
+  const withPod = s.pending + s.bound;
+  return [
+    { count: withPod, label: 'leased by a pod' },
+    { count: Math.max(0, s.leased - withPod), label: 'reserved, no pod' },
+    { count: s.cooling, label: `released, cooling down (${formatDuration(reuseCooldownMs)})` },
+    { count: s.free, label: 'free' },
+  ];
 };
 
 export const runPools = async (
@@ -52,7 +73,11 @@ export const runPools = async (
   io: CommandIo,
 ): Promise<number> => {
   await prepare(config, store);
-  const rows = await Promise.all([...config.pools.pools.values()].map(p => poolRow(store, p)));
+  const only = config.command.name === 'pools' ? config.command.pool : undefined;
+  const pools = only === undefined ? [...config.pools.pools.values()] : [poolOf(config, only)];
+  const rows = await Promise.all(pools.map(p => poolRow(store, p, config.reuseCooldownMs)));
+  const style = io.style ?? 'ascii';
+  const legendOf = rows.find(r => r.stats !== undefined)?.stats;
   const data = rows.map(r => ({
     name: r.pool.name,
     family: r.pool.family,
@@ -68,27 +93,23 @@ export const runPools = async (
   print(io.stdout, config.output, {
     data: data,
     rows: rows.map(r => ({
-      name: r.pool.name,
-      cidr: r.pool.cidrText,
-      default: r.pool.isDefault ? `IPv${r.pool.family}` : '',
-      namespaces: r.pool.namespaces.join(','),
+      pool: r.pool.name,
       size: r.stats?.size ?? r.pool.layout.size,
       leased: r.stats?.leased,
-      free: r.stats?.free,
+      pending: r.stats?.pending,
       reserved: r.stats?.reserved,
-      state: r.state,
+      cooling: r.stats?.cooling,
+      free: r.stats?.free,
+      usage:
+        r.stats === undefined
+          ? `(${r.state})`
+          : formatBar(poolBarParts(r.stats, config.reuseCooldownMs), POOL_BAR_WIDTH, style),
     })),
-    columns: [
-      'name',
-      'cidr',
-      'default',
-      'namespaces',
-      'size',
-      'leased',
-      'free',
-      'reserved',
-      'state',
-    ],
+    columns: ['pool', 'size', 'leased', 'pending', 'reserved', 'cooling', 'free', 'usage'],
+    legend:
+      legendOf === undefined
+        ? undefined
+        : `usage: ${formatLegend(poolBarParts(legendOf, config.reuseCooldownMs), style)}`,
   });
   return rows.some(r => r.state.startsWith('error')) ? EXIT.FAILED : EXIT.OK;
 };
@@ -176,6 +197,34 @@ export const runLeases = async (
   return EXIT.OK;
 };
 
+/** The namespace of a sticky key `<namespace>/<statefulset>/<ordinal>`. */
+const keyNamespace = (key: string): string => key.slice(0, Math.max(0, key.indexOf('/')));
+
+export const runReservations = async (
+  config: Config,
+  store: LeaseStore,
+  cmd: Cmd<'reservations'>,
+  io: CommandIo,
+): Promise<number> => {
+  await prepare(config, store);
+  const pools =
+    cmd.pool !== undefined ? [poolOf(config, cmd.pool)] : [...config.pools.pools.values()];
+  const all = (await Promise.all(pools.map(p => store.reservations(p)))).flat();
+  // A stable order (Redis returns a hash in no particular order): by pool, then key, ordinals
+  // in numeric order (web/2 before web/10).
+  const reservations = all
+    .filter(r => cmd.namespace === undefined || keyNamespace(r.key) === cmd.namespace)
+    .sort(
+      (a, b) => a.pool.localeCompare(b.pool) || a.key.localeCompare(b.key, 'en', { numeric: true }),
+    );
+  print(io.stdout, config.output, {
+    data: reservations,
+    rows: reservations.map(r => ({ pool: r.pool, key: r.key, ip: r.ip, lease: r.leaseId })),
+    columns: ['pool', 'key', 'ip', 'lease'],
+  });
+  return EXIT.OK;
+};
+
 export const runReserve = async (
   config: Config,
   store: LeaseStore,
@@ -183,7 +232,9 @@ export const runReserve = async (
   io: CommandIo,
 ): Promise<number> => {
   await prepare(config, store);
-  const r = await store.reserve(poolOf(config, cmd.pool), cmd.key, cmd.ip);
+  const r = await store.reserve(poolOf(config, cmd.pool), cmd.key, cmd.ip, {
+    reuseCooldownMs: config.reuseCooldownMs,
+  });
   print(io.stdout, config.output, {
     data: r,
     rows: [{ pool: r.pool, key: r.key, ip: r.ip, lease: r.leaseId }],

@@ -5,9 +5,11 @@ import { COMMANDS, envName, type CommandName } from '../config/flags.js';
 const SUMMARY: Readonly<Record<CommandName, string>> = {
   serve: 'run the admission webhook (HTTPS /mutate, /validate; HTTP /metrics, /healthz, /readyz)',
   pools:
-    'list the pools with their size, leased and free addresses; `pools init [--pool P]` ' +
-    'initialises pools no pod has used yet (Redis without an API server)',
+    'list the pools [--pool P] with their size, leased, pending, reserved, cooling and free ' +
+    'addresses; `pools init [--pool P]` initialises pools no pod has used yet (Redis without ' +
+    'an API server)',
   leases: 'list leases [--pool P] [--namespace N]',
+  reservations: 'list sticky reservations and the lease holding each [--pool P] [--namespace N]',
   reserve: 'reserve a sticky address: --pool P --key ns/sts/N [--ip X]',
   release: 'release a lease: --pool P --lease ID (or --lease P/ID)',
   unreserve: 'drop a sticky reservation: --pool P --key ns/sts/N',
@@ -24,7 +26,7 @@ export const usage = (topic?: string): string => {
     ? (topic as CommandName)
     : undefined;
   if (command === undefined) {
-    const lines = COMMANDS.map(c => `  ${c.padEnd(10)} ${SUMMARY[c]}`);
+    const lines = COMMANDS.map(c => `  ${c.padEnd(12)} ${SUMMARY[c]}`);
     return [
       'Usage: podlease <command> [flags]',
       '',

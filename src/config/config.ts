@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { canonicalIp } from '../ip/address.js';
 import { DEV_POOLS_DOCUMENT, parsePoolsText, toPoolSet, type PoolSet } from '../pool/pools-file.js';
-import { DEFAULT_LEASE_TTL_MS } from '../pool/store.js';
+import { DEFAULT_LEASE_TTL_MS, DEFAULT_REUSE_COOLDOWN_MS } from '../pool/store.js';
 import { LOG_LEVELS, type LogLevel } from '../log/logger.js';
 import { ConfigError } from './errors.js';
 import {
@@ -50,6 +50,7 @@ export const DEFAULTS = {
   keepAliveTimeoutMs: 90_000,
   headersTimeoutMs: 32_000,
   logLevel: 'info',
+  reuseCooldownMs: DEFAULT_REUSE_COOLDOWN_MS,
 } as const;
 
 export type OutputFormat = 'table' | 'json';
@@ -76,6 +77,8 @@ export interface WebhookConfig {
   readonly pendingTakeoverMs?: number | undefined;
   /** The usernames that may create StatefulSet pods, i.e. pods that get sticky addresses. */
   readonly statefulSetCreators: readonly string[];
+  /** How long a released address rests before it is handed out again (`--reuse-cooldown`). */
+  readonly reuseCooldownMs?: number | undefined;
 }
 
 export interface TlsConfig {
@@ -129,6 +132,11 @@ export type CommandConfig =
       readonly key: string;
       readonly ip?: string | undefined;
     }
+  | {
+      readonly name: 'reservations';
+      readonly pool?: string | undefined;
+      readonly namespace?: string | undefined;
+    }
   | { readonly name: 'release'; readonly pool: string; readonly leaseId: string }
   | { readonly name: 'unreserve'; readonly pool: string; readonly key: string }
   | { readonly name: 'check'; readonly fix: boolean; readonly pool?: string | undefined }
@@ -153,6 +161,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly kube: KubeConfigSource;
   readonly serve: ServeConfig;
+  /** `--reuse-cooldown`: allocation (serve, reserve) waits it out, `pools` counts it. */
+  readonly reuseCooldownMs: number;
 }
 
 export interface ConfigIo {
@@ -173,6 +183,9 @@ export const GLOBAL_FLAGS: Readonly<Record<string, FlagSpec>> = {
   'redis-sentinel-master': valueFlag('Redis Sentinel master name (later issue)'),
   'redis-cluster': valueFlag('Redis Cluster seed addresses (later issue)'),
   'redis-min-replicas': valueFlag('minimum replicas acknowledging a write (later issue)'),
+  'reuse-cooldown': valueFlag(
+    'how long a released address rests before it is leased again, e.g. 60s (0: none)',
+  ),
   help: { ...switchFlag('print help'), short: 'h' },
 };
 
@@ -220,6 +233,10 @@ const COMMAND_FLAGS: Readonly<Record<CommandName, Readonly<Record<string, FlagSp
   serve: SERVE_FLAGS,
   pools: { pool: argFlag('only this pool (pools init: initialise only this one)') },
   leases: { pool: argFlag('only this pool'), namespace: argFlag('only pods of this namespace') },
+  reservations: {
+    pool: argFlag('only this pool'),
+    namespace: argFlag('only sticky keys of this namespace'),
+  },
   reserve: {
     pool: argFlag('pool'),
     key: argFlag('sticky key <namespace>/<statefulset>/<ordinal>'),
@@ -367,7 +384,20 @@ const usernameList = (s: string): readonly string[] | undefined => {
   return names.some(n => n === '') ? undefined : names;
 };
 
-const loadServe = (look: Lookup, storeTimeoutMs: number, env: Env = {}): ServeConfig => {
+const loadReuseCooldown = (look: Lookup): number =>
+  look.parsed(
+    'reuse-cooldown',
+    DEFAULTS.reuseCooldownMs,
+    parseDuration,
+    'a duration such as 60s, or 0',
+  );
+
+const loadServe = (
+  look: Lookup,
+  storeTimeoutMs: number,
+  reuseCooldownMs: number,
+  env: Env = {},
+): ServeConfig => {
   const hostPort = (flag: string, fallback: string): HostPort =>
     look.parsed(
       flag,
@@ -420,6 +450,7 @@ const loadServe = (look: Lookup, storeTimeoutMs: number, env: Env = {}): ServeCo
         usernameList,
         'a comma-separated list of usernames',
       ),
+      reuseCooldownMs,
     },
     shutdownGraceMs: duration('shutdown-grace', DEFAULTS.shutdownGraceMs),
     shutdownDelayMs: look.parsed(
@@ -514,6 +545,12 @@ const loadCommand = (
         pool: requirePool(look, pools, false),
         namespace: look.raw('namespace'),
       };
+    case 'reservations':
+      return {
+        name: 'reservations',
+        pool: requirePool(look, pools, false),
+        namespace: look.raw('namespace'),
+      };
     case 'reserve':
       return loadReserve(look, pools);
     case 'release':
@@ -569,7 +606,8 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
   const command = loadCommand(line, look, loaded?.pools);
   const output = look.oneOf<OutputFormat>('output', ['table', 'json'], 'table');
   const logLevel = look.oneOf<LogLevel>('log-level', LOG_LEVELS, DEFAULTS.logLevel);
-  const serve = loadServe(look, store.timeoutMs, env);
+  const reuseCooldownMs = loadReuseCooldown(look);
+  const serve = loadServe(look, store.timeoutMs, reuseCooldownMs, env);
   if (issues.length > 0 || loaded === undefined) {
     throw new ConfigError(line.command === 'help' ? 'podlease' : `podlease ${line.command}`, [
       ...new Set(issues),
@@ -584,6 +622,7 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
     logLevel,
     kube: kubeSource(look, env),
     serve,
+    reuseCooldownMs,
   });
 };
 
@@ -610,6 +649,7 @@ const helpConfig = (topic: string | undefined, look: Lookup, env: Env): Config =
     output: 'table',
     logLevel: DEFAULTS.logLevel,
     kube: kubeSource(look, env),
-    serve: loadServe(quiet, DEFAULTS.storeTimeoutMs),
+    serve: loadServe(quiet, DEFAULTS.storeTimeoutMs, DEFAULTS.reuseCooldownMs),
+    reuseCooldownMs: DEFAULTS.reuseCooldownMs,
   });
 };

@@ -12,6 +12,7 @@ export const COMMANDS = [
   'serve',
   'pools',
   'leases',
+  'reservations',
   'reserve',
   'release',
   'unreserve',

@@ -4,11 +4,10 @@
  * decide what to do with the findings (`repair.ts`). A finding only says what was seen; a repair
  * that frees an address first confirms it with a fresh read of the API server.
  */
-import type { LeaseRecord, Reservation } from '../pool/store.js';
+import type { LeaseRecord, Reservation, RetentionPolicy } from '../pool/store.js';
 import {
   splitStickyKey,
   type PodInfo,
-  type RetentionPolicy,
   type StatefulSetInfo,
 } from './pod-info.js';
 

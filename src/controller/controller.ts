@@ -19,7 +19,7 @@ import { Informer, type Slim } from '../k8s/informer.js';
 import type { Logger } from '../log/logger.js';
 import { LeaseConflictError, LeaseNotFoundError } from '../pool/errors.js';
 import type { Pool, PoolSet } from '../pool/pools-file.js';
-import type { LeaseRecord, LeaseStore } from '../pool/store.js';
+import type { LeaseRecord, LeaseStore, RetentionPolicy } from '../pool/store.js';
 import { audit, type Finding } from './audit.js';
 import type { ControllerMetrics } from './metrics.js';
 import {
@@ -27,7 +27,6 @@ import {
   toPodInfo,
   toStatefulSetInfo,
   type PodInfo,
-  type RetentionPolicy,
   type StatefulSetInfo,
 } from './pod-info.js';
 import { PolicyBook } from './policies.js';
@@ -444,12 +443,8 @@ export class Controller {
 
   private onStatefulSet(sts: StatefulSetInfo, old: StatefulSetInfo | undefined): void {
     const run = async (): Promise<void> => {
-      if (
-        old?.policy.whenDeleted !== sts.policy.whenDeleted ||
-        old.policy.whenScaled !== sts.policy.whenScaled
-      ) {
-        await this.policies.set(sts.key, sts.policy);
-      }
+      // PolicyBook.set writes only what changed.
+      await this.policies.set(sts.key, sts.policy);
       const shrank = old === undefined || sts.replicas < old.replicas || sts.start !== old.start;
       if (shrank && sts.policy.whenScaled === 'Delete') await this.dropReservations(sts.key, sts);
     };

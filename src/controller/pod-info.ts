@@ -24,15 +24,6 @@ export interface PodInfo extends Slim {
   readonly deleting: boolean;
 }
 
-export type Retention = 'Retain' | 'Delete';
-
-export interface RetentionPolicy {
-  readonly whenScaled: Retention;
-  readonly whenDeleted: Retention;
-}
-
-export const DEFAULT_RETENTION: RetentionPolicy = { whenScaled: 'Retain', whenDeleted: 'Delete' };
-
 export interface StatefulSetInfo extends Slim {
   readonly uid: string;
   /** `<namespace>/<name>`. */
@@ -103,15 +94,6 @@ export const toPodInfo = (obj: KubeObject): PodInfo | undefined => {
   };
 };
 
-const retention = (value: string | undefined, fallback: Retention): Retention =>
-  value === 'Retain' || value === 'Delete' ? value : fallback;
-
-/** The retention annotations of a pod template (unknown values fall back to the defaults). */
-export const retentionOf = (annotations: Readonly<Record<string, string>>): RetentionPolicy => ({
-  whenScaled: retention(annotations[USER_ANNOTATIONS.whenScaled], DEFAULT_RETENTION.whenScaled),
-  whenDeleted: retention(annotations[USER_ANNOTATIONS.whenDeleted], DEFAULT_RETENTION.whenDeleted),
-});
-
 interface StatefulSetObject extends KubeObject {
   readonly spec?: {
     readonly replicas?: number;
@@ -120,11 +102,12 @@ interface StatefulSetObject extends KubeObject {
   };
 }
 
+/** The pod template's retention annotations (over the StatefulSet's own); bad values: Retain. */
 const policyOf = (obj: StatefulSetObject): RetentionPolicy =>
-  retentionOf({
+  parseRetention({
     ...(obj.metadata?.annotations ?? {}),
     ...(obj.spec?.template?.metadata?.annotations ?? {}),
-  });
+  }).policy;
 
 export const toStatefulSetInfo = (obj: KubeObject): StatefulSetInfo | undefined => {
   const m = obj.metadata;

@@ -7,7 +7,7 @@
 import type { Logger } from '../log/logger.js';
 import type { PoolSet } from '../pool/pools-file.js';
 import type { LeaseStore } from '../pool/store.js';
-import type { RetentionPolicy } from './pod-info.js';
+import type { RetentionPolicy } from '../pool/store.js';
 
 export class PolicyBook {
   private readonly store: LeaseStore;

@@ -3,6 +3,7 @@
  * (whereabouts' `Temporary()` as data). Lua scripts return numeric statuses (STATUS); only
  * redis-store.ts reads them and throws these classes. The memory store throws them directly.
  */
+import { formatDuration } from '../text/duration.js';
 
 /** Status codes the Lua scripts return (docs/design.md §5); read by redis-store.ts only. */
 export const STATUS = {
@@ -51,18 +52,48 @@ abstract class PoolError extends Error {
   }
 }
 
-/** No free address (Kubernetes ipallocator `ErrFull`). */
+/** Released addresses the next-free pick skips because their reuse cooldown has not passed. */
+export interface CoolingDown {
+  /** Released less than the cooldown ago. */
+  readonly count: number;
+  /** When the first of them may be handed out again (ms since the epoch). */
+  readonly nextFreeAt: number;
+  readonly reuseCooldownMs: number;
+  /** The time the allocation ran at (for "in 42s"). */
+  readonly now: number;
+}
+
+/**
+ * No free address (Kubernetes ipallocator `ErrFull`). With addresses still cooling down
+ * (`--reuse-cooldown`) one comes free by itself at `nextFreeAt`: then the error is retryable.
+ */
 export class PoolExhaustedError extends PoolError {
   readonly code = 'POOL_EXHAUSTED' as const;
-  readonly retryable = false;
+  readonly retryable: boolean;
   readonly pool: string;
   readonly leased: number;
   readonly size: number;
-  constructor(pool: string, leased: number, size: number) {
-    super(`pool "${pool}" is exhausted: ${leased} of ${size} addresses leased`);
+  /** Released addresses still cooling down; 0 when every address is leased. */
+  readonly cooling: number;
+  /** When the first cooling address is free again (ms since the epoch); set when `cooling > 0`. */
+  readonly nextFreeAt: number | undefined;
+  readonly reuseCooldownMs: number | undefined;
+  constructor(pool: string, leased: number, size: number, cooling?: CoolingDown) {
+    super(
+      cooling === undefined || cooling.count === 0
+        ? `pool "${pool}" is exhausted: ${leased} of ${size} addresses leased`
+        : `pool "${pool}" has no free address: ${leased} of ${size} leased, ${cooling.count} ` +
+            `released and cooling down (reuse-cooldown ${formatDuration(cooling.reuseCooldownMs)}), ` +
+            `the first free again at ${new Date(cooling.nextFreeAt).toISOString()} ` +
+            `(in ${Math.max(1, Math.ceil((cooling.nextFreeAt - cooling.now) / 1_000))}s)`,
+    );
     this.pool = pool;
     this.leased = leased;
     this.size = size;
+    this.cooling = cooling?.count ?? 0;
+    this.nextFreeAt = this.cooling > 0 ? cooling?.nextFreeAt : undefined;
+    this.reuseCooldownMs = this.cooling > 0 ? cooling?.reuseCooldownMs : undefined;
+    this.retryable = this.cooling > 0;
   }
 }
 

@@ -3,7 +3,12 @@
  * allocation checks it in the same read as the layout. Every key of a pool carries the `{<pool>}` hash
  * tag so each script touches one cluster slot; every key reaches Lua through KEYS[].
  */
-export const KEY_TYPES = [
+
+/**
+ * The keys of a pool's address state, in the KEYS[] order of the scripts that take them all
+ * (allocate, init, relayout). Init clears them together; relayout rewrites them together.
+ */
+export const STATE_KEY_TYPES = [
   'meta',
   'dirty',
   'released',
@@ -13,6 +18,12 @@ export const KEY_TYPES = [
   'sticky',
   'resbyip',
 ] as const;
+
+/**
+ * Every key of a pool: the address state, and `policy` (StatefulSet name -> retention policy
+ * JSON), which is kept apart from it: init and relayout leave it alone, so it outlives a rebuild.
+ */
+export const KEY_TYPES = [...STATE_KEY_TYPES, 'policy'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 export type PoolKeys = Readonly<Record<KeyType, string>>;
 

@@ -16,12 +16,15 @@ import {
   PoolRecoveringError,
   PoolShrinkError,
   ReservationExistsError,
+  type CoolingDown,
   type Holder,
 } from './errors.js';
+import { isRetentionAction } from './annotations.js';
 import { indexToIp, ipToIndex, type Layout } from './layout.js';
 import type {
   AllocateRequest,
   Allocation,
+  CooldownOptions,
   EnsureOptions,
   EnsureResult,
   LeaseRecord,
@@ -33,6 +36,7 @@ import type {
   ReleaseResult,
   Reservation,
   RestoreRequest,
+  RetentionPolicy,
   UnreserveResult,
 } from './store.js';
 
@@ -52,6 +56,17 @@ interface Rec {
   attempt?: string | undefined;
 }
 
+/** The reuse cooldown (ms, 0 for none) and the time it is measured at. */
+interface Cooldown {
+  readonly ms: number;
+  readonly now: number;
+}
+
+const cooldownOf = (ms: number | undefined, now: number | undefined): Cooldown => ({
+  ms: ms === undefined || !(ms > 0) ? 0 : Math.ceil(ms),
+  now: now ?? Date.now(),
+});
+
 /** One pool's state: the same structures as the Redis keys (see lua/allocate-8.lua). */
 class PoolState {
   layout: Layout;
@@ -62,8 +77,13 @@ class PoolState {
   held = 0;
   /** Every address has been handed out once: skip the scan (only a new layout adds fresh ones). */
   noFresh = false;
-  /** Free, previously used indexes in release order (Map keeps insertion order). */
-  readonly released = new Map<number, number>();
+  /**
+   * Free, previously used indexes -> release time (ms), oldest first (a Map keeps insertion
+   * order; `free` keeps it sorted by time, as the Redis zset is).
+   */
+  released = new Map<number, number>();
+  /** The latest release time `released` has seen (entries taken since may have gone). */
+  newestRelease = -Infinity;
   readonly leases = new Map<string, Rec>();
   readonly byIndex = new Map<number, string>();
   readonly sticky = new Map<string, number>();
@@ -87,17 +107,35 @@ class PoolState {
     return this.byIndex.has(i) || this.resByIndex.has(i);
   }
 
-  /** First never-used index after the cursor, wrapping; else the oldest released one. */
-  nextFree(): { index: number; fresh: boolean } | undefined {
+  /**
+   * First never-used index after the cursor, wrapping; else the oldest released one once it has
+   * rested `cooldown.ms`; else, when released ones still rest, how many and until when.
+   */
+  nextFree(cooldown: Cooldown): { index: number } | { cooling: number; nextFreeAt: number } {
     const size = this.layout.size;
     if (!this.noFresh) {
       const ahead = this.findClear(this.cursor + 1, size);
       const fresh = ahead ?? this.findClear(0, Math.min(this.cursor + 1, size));
-      if (fresh !== undefined) return { index: fresh, fresh: true };
+      if (fresh !== undefined) return { index: fresh };
       this.noFresh = true;
     }
-    const oldest = this.released.keys().next();
-    return oldest.done === true ? undefined : { index: oldest.value, fresh: false };
+    const oldest = this.released.entries().next();
+    if (oldest.done === true) return { cooling: 0, nextFreeAt: 0 };
+    const [index, releasedAt] = oldest.value;
+    const freeAt = releasedAt + cooldown.ms;
+    // Oldest first: when the oldest still rests, every released address does.
+    if (cooldown.ms > 0 && freeAt > cooldown.now) {
+      return { cooling: this.released.size, nextFreeAt: freeAt };
+    }
+    return { index };
+  }
+
+  /** Released addresses still resting at `cooldown.now`. */
+  cooling(cooldown: Cooldown): number {
+    if (cooldown.ms <= 0) return 0;
+    let n = 0;
+    for (const t of this.released.values()) if (t > cooldown.now - cooldown.ms) n++;
+    return n;
   }
 
   /** First clear bit in [from, to), skipping whole bytes that are full (BITPOS in Redis). */
@@ -125,9 +163,14 @@ class PoolState {
     this.held++;
   }
 
-  /** Returns a held index to the pool, behind every other free address. */
-  free(i: number): void {
-    this.released.set(i, Date.now());
+  /** Returns a held index to the pool, released at `now`: behind every address released before. */
+  free(i: number, now: number): void {
+    this.released.set(i, now);
+    // Earlier than a release before it (a clock stepped back, an injected `now`): sort again.
+    if (now < this.newestRelease) {
+      this.released = new Map([...this.released].sort((a, b) => a[1] - b[1]));
+    }
+    this.newestRelease = Math.max(this.newestRelease, now);
     this.held--;
   }
 
@@ -157,6 +200,8 @@ const samePod = (rec: Rec, pod: PodRef): boolean =>
 export class MemoryLeaseStore implements LeaseStore {
   readonly kind = 'memory' as const;
   readonly #pools = new Map<string, PoolState>();
+  /** Retention policies by pool, then StatefulSet: apart from the address state, as in Redis. */
+  readonly #policies = new Map<string, Map<string, RetentionPolicy>>();
 
   ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
     return run(() => this.#ensure(pool, options));
@@ -187,8 +232,8 @@ export class MemoryLeaseStore implements LeaseStore {
       const st = this.#ready(req.pool);
       const existing = st.leases.get(req.leaseId);
       if (existing !== undefined) return retry(st, req, existing);
-      const pick = pickIndex(st, req);
       const now = req.now ?? Date.now();
+      const pick = pickIndex(st, req, cooldownOf(req.reuseCooldownMs, now));
       const rec: Rec = {
         id: req.leaseId,
         index: pick.index,
@@ -267,7 +312,7 @@ export class MemoryLeaseStore implements LeaseStore {
       }
       st.byIndex.delete(rec.index);
       const kept = st.resByIndex.has(rec.index);
-      if (!kept) st.free(rec.index);
+      if (!kept) st.free(rec.index, options.now ?? Date.now());
       return { released: true, ip: indexToIp(st.layout, rec.index), keptByReservation: kept };
     });
   }
@@ -283,7 +328,12 @@ export class MemoryLeaseStore implements LeaseStore {
     });
   }
 
-  reserve(pool: Pool, key: string, ip?: string): Promise<Reservation> {
+  reserve(
+    pool: Pool,
+    key: string,
+    ip?: string,
+    options: CooldownOptions = {},
+  ): Promise<Reservation> {
     return run(() => {
       const st = this.#ready(pool);
       const existing = st.sticky.get(key);
@@ -294,7 +344,9 @@ export class MemoryLeaseStore implements LeaseStore {
         }
         return { pool: pool.name, key, ip: have, leaseId: st.byIndex.get(existing) };
       }
-      const index = ip === undefined ? dynamicIndex(st, pool) : exactFreeIndex(st, pool, ip);
+      const cooldown = cooldownOf(options.reuseCooldownMs, options.now);
+      const index =
+        ip === undefined ? dynamicIndex(st, pool, cooldown) : exactFreeIndex(st, pool, ip);
       st.take(index, ip === undefined);
       st.sticky.set(key, index);
       st.resByIndex.set(index, key);
@@ -302,7 +354,7 @@ export class MemoryLeaseStore implements LeaseStore {
     });
   }
 
-  unreserve(pool: Pool, key: string): Promise<UnreserveResult> {
+  unreserve(pool: Pool, key: string, now?: number): Promise<UnreserveResult> {
     return run(() => {
       const st = this.#state(pool);
       const index = st.sticky.get(key);
@@ -310,7 +362,7 @@ export class MemoryLeaseStore implements LeaseStore {
       st.sticky.delete(key);
       st.resByIndex.delete(index);
       const freed = !st.byIndex.has(index);
-      if (freed) st.free(index);
+      if (freed) st.free(index, now ?? Date.now());
       return { removed: true, ip: indexToIp(st.layout, index), freed };
     });
   }
@@ -342,11 +394,12 @@ export class MemoryLeaseStore implements LeaseStore {
     });
   }
 
-  stats(pool: Pool): Promise<PoolStats> {
+  stats(pool: Pool, options: CooldownOptions = {}): Promise<PoolStats> {
     return run(() => {
       const st = this.#state(pool);
       let pending = 0;
       for (const r of st.leases.values()) if (r.state === 'pending') pending++;
+      const cooling = st.cooling(cooldownOf(options.reuseCooldownMs, options.now));
       return {
         pool: pool.name,
         size: st.layout.size,
@@ -354,7 +407,8 @@ export class MemoryLeaseStore implements LeaseStore {
         pending,
         bound: st.leases.size - pending,
         reserved: st.sticky.size,
-        free: st.layout.size - st.held,
+        cooling,
+        free: st.layout.size - st.held - cooling,
       };
     });
   }
@@ -400,6 +454,28 @@ export class MemoryLeaseStore implements LeaseStore {
       st.epoch ??= randomUUID();
       return st.epoch;
     });
+  }
+
+  setPolicy(pool: Pool, statefulSet: string, policy: RetentionPolicy): Promise<void> {
+    return run(() => {
+      if (!isRetentionAction(policy.whenScaled) || !isRetentionAction(policy.whenDeleted)) {
+        throw new Error(`retention policy of ${statefulSet}: not Retain or Delete`);
+      }
+      let byName = this.#policies.get(pool.name);
+      if (byName === undefined) {
+        byName = new Map();
+        this.#policies.set(pool.name, byName);
+      }
+      byName.set(statefulSet, { whenScaled: policy.whenScaled, whenDeleted: policy.whenDeleted });
+    });
+  }
+
+  deletePolicy(pool: Pool, statefulSet: string): Promise<boolean> {
+    return run(() => this.#policies.get(pool.name)?.delete(statefulSet) ?? false);
+  }
+
+  policies(pool: Pool): Promise<ReadonlyMap<string, RetentionPolicy>> {
+    return run(() => new Map(this.#policies.get(pool.name)));
   }
 
   ping(): Promise<void> {
@@ -483,12 +559,12 @@ const inUse = (st: PoolState, req: AllocateRequest, index: number): AddressInUse
     st.holderOf(index) ?? { namespace: '' },
   );
 
-const pickIndex = (st: PoolState, req: AllocateRequest): Pick => {
+const pickIndex = (st: PoolState, req: AllocateRequest, cooldown: Cooldown): Pick => {
   const key = req.stickyKey;
   const reservedIndex = key === undefined ? undefined : st.sticky.get(key);
   if (reservedIndex !== undefined) return stickyPick(st, req, reservedIndex);
   if (req.ip !== undefined) return exactPick(st, req, req.ip);
-  return { index: dynamicIndex(st, req.pool), held: false, dynamic: true, reused: false };
+  return { index: dynamicIndex(st, req.pool, cooldown), held: false, dynamic: true, reused: false };
 };
 
 /** A sticky key with a reservation: the same address, or the reservation moves to `req.ip`. */
@@ -524,10 +600,20 @@ const exactPick = (st: PoolState, req: AllocateRequest, ip: string): Pick => {
   return { index, held: false, dynamic: false, reused: false };
 };
 
-const dynamicIndex = (st: PoolState, pool: Pool): number => {
-  const next = st.held < st.layout.size ? st.nextFree() : undefined;
-  if (next === undefined) throw new PoolExhaustedError(pool.name, st.held, st.layout.size);
-  return next.index;
+const dynamicIndex = (st: PoolState, pool: Pool, cooldown: Cooldown): number => {
+  if (st.held >= st.layout.size) throw new PoolExhaustedError(pool.name, st.held, st.layout.size);
+  const next = st.nextFree(cooldown);
+  if ('index' in next) return next.index;
+  const cooling: CoolingDown | undefined =
+    next.cooling === 0
+      ? undefined
+      : {
+          count: next.cooling,
+          nextFreeAt: next.nextFreeAt,
+          reuseCooldownMs: cooldown.ms,
+          now: cooldown.now,
+        };
+  throw new PoolExhaustedError(pool.name, st.held, st.layout.size, cooling);
 };
 
 const exactFreeIndex = (st: PoolState, pool: Pool, ip: string): number => {
@@ -543,7 +629,7 @@ const commitLease = (st: PoolState, rec: Rec, pick: Pick): void => {
     // The old reserved address goes back (its pending holder is void from now on).
     st.resByIndex.delete(pick.movedFrom);
     st.byIndex.delete(pick.movedFrom);
-    st.free(pick.movedFrom);
+    st.free(pick.movedFrom, rec.createdAt);
   }
   if (!pick.held) st.take(pick.index, pick.dynamic);
   if (rec.stickyKey !== undefined && !pick.reused) {

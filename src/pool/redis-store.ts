@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { createClient, ErrorReply } from 'redis';
 import { indexOf, ipOf } from './addressing.js';
+import { isRetentionAction } from './annotations.js';
 import { preflight } from './preflight.js';
 import type { Pool } from './pools-file.js';
 import {
@@ -32,12 +33,14 @@ import type {
   EnsureOptions,
   EnsureResult,
   LeaseRecord,
+  CooldownOptions,
   LeaseStore,
   PoolStats,
   ReleaseOptions,
   ReleaseResult,
   Reservation,
   RestoreRequest,
+  RetentionPolicy,
   UnreserveResult,
 } from './store.js';
 
@@ -69,6 +72,14 @@ interface StoredRecord {
 }
 
 type Reply = readonly unknown[];
+
+/** What an allocate-8.lua call asked, for the error its reply may turn into. */
+interface AllocationCall {
+  readonly ip: string | undefined;
+  readonly leaseId: string;
+  readonly now: number;
+  readonly reuseCooldownMs: number;
+}
 type ScriptCaller = (keys: PoolKeys, args: readonly ScriptArg[]) => Promise<unknown>;
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
@@ -136,7 +147,32 @@ const allocateArgs = (
   req.requestUid ?? '',
   req.attempt ?? '',
   req.replacePendingBefore === undefined ? '' : String(req.replacePendingBefore),
+  rec.c,
+  cooldownOf(req.reuseCooldownMs),
 ];
+
+/** A cooldown as the scripts take it: whole ms, 0 for none. */
+const cooldownOf = (ms: number | undefined): number =>
+  ms === undefined || !(ms > 0) ? 0 : Math.ceil(ms);
+
+/** A retention policy as stored in the policy hash, and read back (refusing what is not one). */
+const policyJson = (p: RetentionPolicy): string =>
+  JSON.stringify({ whenScaled: p.whenScaled, whenDeleted: p.whenDeleted });
+
+const fromPolicyJson = (pool: string, statefulSet: string, json: string): RetentionPolicy => {
+  let v: Partial<Record<keyof RetentionPolicy, unknown>> | undefined;
+  try {
+    v = JSON.parse(json) as typeof v;
+  } catch {
+    v = undefined;
+  }
+  if (v === undefined || !isRetentionAction(v.whenScaled) || !isRetentionAction(v.whenDeleted)) {
+    throw new Error(
+      `pool "${pool}": the stored retention policy of ${statefulSet} is unreadable: ${json.slice(0, 64)}`,
+    );
+  }
+  return { whenScaled: v.whenScaled, whenDeleted: v.whenDeleted };
+};
 
 export class RedisLeaseStore implements LeaseStore {
   readonly kind = 'redis' as const;
@@ -252,7 +288,12 @@ export class RedisLeaseStore implements LeaseStore {
       t: req.attempt,
     };
     const r = await this.#script('allocate', this.#poolKeys(pool), allocateArgs(req, wanted, rec));
-    const index = this.#allocationIndex(pool, r, req.ip, req.leaseId);
+    const index = this.#allocationIndex(pool, r, {
+      ip: req.ip,
+      leaseId: req.leaseId,
+      now,
+      reuseCooldownMs: cooldownOf(req.reuseCooldownMs),
+    });
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
     const retried = num(r[4]) === 1;
@@ -302,6 +343,7 @@ export class RedisLeaseStore implements LeaseStore {
       options.onlyIfPending === true ? '1' : '0',
       options.uid ?? '',
       options.attempt ?? '',
+      options.now ?? Date.now(),
     ]);
     const status = num(r[0]);
     if (status === STATUS.NOT_FOUND) {
@@ -332,9 +374,16 @@ export class RedisLeaseStore implements LeaseStore {
     return this.#records(pool, ids);
   }
 
-  async reserve(pool: Pool, key: string, ip?: string): Promise<Reservation> {
+  async reserve(
+    pool: Pool,
+    key: string,
+    ip?: string,
+    options: CooldownOptions = {},
+  ): Promise<Reservation> {
     const wanted = ip === undefined ? -1 : indexOf(pool, ip);
     const keys = this.#poolKeys(pool);
+    const now = options.now ?? Date.now();
+    const reuseCooldownMs = cooldownOf(options.reuseCooldownMs);
     const r = await this.#script('allocate', keys, [
       pool.layout.hash,
       'reserve',
@@ -348,9 +397,11 @@ export class RedisLeaseStore implements LeaseStore {
       '',
       '',
       '',
-      '0',
+      '',
+      now,
+      reuseCooldownMs,
     ]);
-    const index = this.#allocationIndex(pool, r, ip, '');
+    const index = this.#allocationIndex(pool, r, { ip, leaseId: '', now, reuseCooldownMs });
     if (wanted >= 0 && index !== wanted) {
       throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
     }
@@ -358,9 +409,9 @@ export class RedisLeaseStore implements LeaseStore {
     return { pool: pool.name, key, ip: ipOf(pool, index), leaseId: leaseId ?? undefined };
   }
 
-  async unreserve(pool: Pool, key: string): Promise<UnreserveResult> {
+  async unreserve(pool: Pool, key: string, now?: number): Promise<UnreserveResult> {
     const keys = this.#poolKeys(pool);
-    const r = await this.#script('unreserve', keys, [key]);
+    const r = await this.#script('unreserve', keys, [key, now ?? Date.now()]);
     if (num(r[0]) === STATUS.NOT_FOUND) return { removed: false, freed: false };
     const layout = await this.#layoutNow(pool);
     return { removed: true, ip: indexToIp(layout, num(r[1])), freed: num(r[2]) === 1 };
@@ -402,20 +453,25 @@ export class RedisLeaseStore implements LeaseStore {
     }));
   }
 
-  async stats(pool: Pool): Promise<PoolStats> {
+  async stats(pool: Pool, options: CooldownOptions = {}): Promise<PoolStats> {
     const keys = this.#poolKeys(pool);
-    const [meta, pending, leases, reserved] = await this.#do(() =>
+    const cooldown = cooldownOf(options.reuseCooldownMs);
+    // Released after this time: still cooling down (ZCOUNT is O(log n), not a scan).
+    const since = (options.now ?? Date.now()) - cooldown;
+    const [meta, pending, leases, reserved, cooling] = await this.#do(() =>
       this.#client
         .multi()
         .hmGet(keys.meta, ['size', 'held'])
         .zCard(keys.pending)
         .hLen(keys.leases)
         .hLen(keys.sticky)
+        .zCount(keys.released, cooldown > 0 ? `(${since}` : '+inf', '+inf')
         .exec(),
     );
     const [size, held] = (meta as unknown as (string | null)[]).map(v => Number(v ?? 0));
     const p = num(pending);
     const leased = held ?? 0;
+    const c = cooldown > 0 ? num(cooling) : 0;
     return {
       pool: pool.name,
       size: size ?? 0,
@@ -423,7 +479,8 @@ export class RedisLeaseStore implements LeaseStore {
       pending: p,
       bound: num(leases) - p,
       reserved: num(reserved),
-      free: (size ?? 0) - leased,
+      cooling: c,
+      free: (size ?? 0) - leased - c,
     };
   }
 
@@ -454,9 +511,11 @@ export class RedisLeaseStore implements LeaseStore {
       req.pod.name ?? '',
       '',
       '',
-      '0',
+      '',
+      now,
+      0,
     ]);
-    this.#allocationIndex(pool, r, req.ip, req.leaseId);
+    this.#allocationIndex(pool, r, { ip: req.ip, leaseId: req.leaseId, now, reuseCooldownMs: 0 });
     const stored = await this.get(pool, req.leaseId);
     return stored ?? fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
   }
@@ -474,6 +533,29 @@ export class RedisLeaseStore implements LeaseStore {
     if (!exists) throw new PoolRecoveringError(pool.name);
     await this.#do(() => this.#client.hSetNX(meta, 'epoch', randomUUID()));
     return (await this.epoch(pool)) ?? '';
+  }
+
+  async setPolicy(pool: Pool, statefulSet: string, policy: RetentionPolicy): Promise<void> {
+    if (!isRetentionAction(policy.whenScaled) || !isRetentionAction(policy.whenDeleted)) {
+      throw new Error(`retention policy of ${statefulSet}: not Retain or Delete`);
+    }
+    const json = policyJson(policy);
+    await this.#do(() => this.#client.hSet(this.#poolKeys(pool).policy, statefulSet, json));
+  }
+
+  async deletePolicy(pool: Pool, statefulSet: string): Promise<boolean> {
+    const n = await this.#do(() => this.#client.hDel(this.#poolKeys(pool).policy, statefulSet));
+    return num(n) > 0;
+  }
+
+  async policies(pool: Pool): Promise<ReadonlyMap<string, RetentionPolicy>> {
+    const all = await this.#do(() => this.#client.hGetAll(this.#poolKeys(pool).policy));
+    return new Map(
+      Object.entries(all as unknown as Record<string, string>).map(([sts, json]) => [
+        sts,
+        fromPolicyJson(pool.name, sts, json),
+      ]),
+    );
   }
 
   async ping(): Promise<void> {
@@ -529,12 +611,25 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   /** Maps an allocate-8.lua reply to an index, or throws the typed error for its status. */
-  #allocationIndex(pool: Pool, r: Reply, ip: string | undefined, leaseId: string): number {
+  #allocationIndex(pool: Pool, r: Reply, call: AllocationCall): number {
+    const ip = call.ip;
     switch (num(r[0])) {
       case STATUS.OK:
         return num(r[1]);
       case STATUS.EXHAUSTED:
-        throw new PoolExhaustedError(pool.name, num(r[1]), num(r[2]));
+        throw new PoolExhaustedError(
+          pool.name,
+          num(r[1]),
+          num(r[2]),
+          r[3] === undefined
+            ? undefined
+            : {
+                count: num(r[3]),
+                nextFreeAt: num(r[4]),
+                reuseCooldownMs: call.reuseCooldownMs,
+                now: call.now,
+              },
+        );
       case STATUS.IN_USE:
         throw new AddressInUseError(
           pool.name,
@@ -546,7 +641,7 @@ export class RedisLeaseStore implements LeaseStore {
       case STATUS.LAYOUT_MISMATCH:
         throw new LayoutMismatchError(pool.name);
       case STATUS.ID_EXISTS:
-        throw new LeaseIdExistsError(pool.name, leaseId);
+        throw new LeaseIdExistsError(pool.name, call.leaseId);
       default:
         throw new Error(`pool "${pool.name}": unexpected allocate status ${str(r[0])}`);
     }

@@ -5,9 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { defineScript, type CommandParser } from 'redis';
-import { KEY_TYPES, type KeyType, type PoolKeys } from './keys.js';
+import { STATE_KEY_TYPES, type KeyType, type PoolKeys } from './keys.js';
 
-export const SCRIPT_CONTRACT_VERSION = 'v2';
+export const SCRIPT_CONTRACT_VERSION = 'v3';
 
 const source = (file: string): string =>
   readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -37,8 +37,8 @@ const define = (file: string, keyTypes: readonly KeyType[]) => {
   });
 };
 
-/** Scripts that touch every key of a pool take them in KEY_TYPES order. */
-const ALL = KEY_TYPES;
+/** Scripts that touch a pool's whole address state take its keys in STATE_KEY_TYPES order. */
+const ALL = STATE_KEY_TYPES;
 
 /** Keys each script takes, in KEYS[] order (must match the script header). */
 export const SCRIPT_KEYS = {

@@ -76,6 +76,20 @@ export interface AllocateRequest {
    * time (ms), may be replaced. Unset: nothing is replaced. A bound lease is never replaced.
    */
   readonly replacePendingBefore?: number | undefined;
+  /**
+   * How long (ms) a released address rests before dynamic allocation hands it out again
+   * (`--reuse-cooldown`); absent or 0: no rest. Only the next-free pick honours it: an exact
+   * address (static-ip, an ip-list entry) and a sticky key's own reservation are given even
+   * while cooling down (docs/design.md §4).
+   */
+  readonly reuseCooldownMs?: number | undefined;
+}
+
+/** The reuse cooldown and the time it is measured at, for `reserve` and `stats`. */
+export interface CooldownOptions {
+  /** As `AllocateRequest.reuseCooldownMs`; absent or 0: no rest. */
+  readonly reuseCooldownMs?: number | undefined;
+  readonly now?: number | undefined;
 }
 
 export interface Allocation {
@@ -98,6 +112,7 @@ export interface ReleaseOptions {
   readonly uid?: string | undefined;
   /** Only release while the lease belongs to this admission attempt (AllocateRequest.attempt). */
   readonly attempt?: string | undefined;
+  /** The release time recorded for the address (its reuse cooldown starts here). */
   readonly now?: number | undefined;
 }
 
@@ -127,7 +142,20 @@ export interface PoolStats {
   readonly bound: number;
   /** Sticky reservations (held with or without a live lease). */
   readonly reserved: number;
+  /** Released less than the reuse cooldown ago: not held, but not handed out yet either. */
+  readonly cooling: number;
+  /** Addresses dynamic allocation may hand out now: `size - leased - cooling`. */
   readonly free: number;
+}
+
+/** What happens to a StatefulSet's sticky reservations (`podlease.io/when-*`, §3). */
+export type RetentionAction = 'Retain' | 'Delete';
+
+export interface RetentionPolicy {
+  /** An ordinal's reservation when the StatefulSet scales below it. */
+  readonly whenScaled: RetentionAction;
+  /** Every reservation of the StatefulSet when it is deleted. */
+  readonly whenDeleted: RetentionAction;
 }
 
 export type EnsureResult =
@@ -173,19 +201,35 @@ export interface LeaseStore {
   release(pool: Pool, leaseId: string, options?: ReleaseOptions): Promise<ReleaseResult>;
   /** Pending leases whose expiry has passed (candidates: the caller re-checks, then releases). */
   expired(pool: Pool, now: number, limit?: number): Promise<LeaseRecord[]>;
-  /** Reserves a sticky key to an address (exact, or next free) without a lease. */
-  reserve(pool: Pool, key: string, ip?: string): Promise<Reservation>;
+  /**
+   * Reserves a sticky key to an address (exact, or next free: an address still cooling down is
+   * not picked) without a lease.
+   */
+  reserve(pool: Pool, key: string, ip?: string, options?: CooldownOptions): Promise<Reservation>;
+  /** `now`: the release time recorded when the address goes back to the pool. */
   unreserve(pool: Pool, key: string, now?: number): Promise<UnreserveResult>;
   get(pool: Pool, leaseId: string): Promise<LeaseRecord | undefined>;
   leases(pool: Pool): Promise<LeaseRecord[]>;
   reservations(pool: Pool): Promise<Reservation[]>;
-  stats(pool: Pool): Promise<PoolStats>;
+  /** Counts; `cooling` (and so `free`) as of `options.now` under `options.reuseCooldownMs`. */
+  stats(pool: Pool, options?: CooldownOptions): Promise<PoolStats>;
   /** Inserts a bound lease taken from a pod's annotations (rebuild). */
   restore(request: RestoreRequest): Promise<LeaseRecord>;
   /** The pool's epoch, or undefined when the pool is fresh or was wiped. */
   epoch(pool: Pool): Promise<string | undefined>;
   /** Sets the epoch after a rebuild: allocation may resume. */
   markReady(pool: Pool): Promise<string>;
+  /**
+   * Records a StatefulSet's retention policy (`statefulSet` is `<namespace>/<name>`), replacing
+   * the one recorded before. Kept apart from the address state: a rebuild, `pools init` of a
+   * wiped pool and a relayout leave it alone, so the controller still knows it after the
+   * StatefulSet is gone.
+   */
+  setPolicy(pool: Pool, statefulSet: string, policy: RetentionPolicy): Promise<void>;
+  /** Forgets a StatefulSet's policy; false when none was recorded. */
+  deletePolicy(pool: Pool, statefulSet: string): Promise<boolean>;
+  /** Every recorded policy of the pool, by `<namespace>/<name>`. */
+  policies(pool: Pool): Promise<ReadonlyMap<string, RetentionPolicy>>;
   /** Resolves when the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -193,3 +237,5 @@ export interface LeaseStore {
 
 /** The pending-lease lifetime when none is configured. */
 export const DEFAULT_LEASE_TTL_MS = 15 * 60_000;
+/** `--reuse-cooldown` when none is configured (a store call without one has no cooldown). */
+export const DEFAULT_REUSE_COOLDOWN_MS = 60_000;

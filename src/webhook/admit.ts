@@ -39,6 +39,8 @@ export interface AdmitContext {
   readonly pendingTakeoverMs?: number | undefined;
   /** How long a release after a failed or late admission keeps retrying. */
   readonly cleanupBudgetMs?: number | undefined;
+  /** How long a released address rests before the next-free pick hands it out again. */
+  readonly reuseCooldownMs?: number | undefined;
 }
 
 type LeasePlan = Extract<Plan, { kind: 'lease' }>;
@@ -132,6 +134,7 @@ const allocateOne = async (
       requestUid: ctx.requestUid,
       attempt: ctx.attempt,
       replacePendingBefore: replacePending ? before : undefined,
+      reuseCooldownMs: ctx.reuseCooldownMs,
     });
     calls.push(call);
     return within(call, ctx.deadline.remainingMs(), `allocate in pool "${claim.pool.name}"`);

@@ -135,6 +135,7 @@ const mutatePod = async (
     pods: deps.pods,
     pendingTakeoverMs: deps.config.pendingTakeoverMs,
     cleanupBudgetMs: deps.cleanupBudgetMs,
+    reuseCooldownMs: deps.config.reuseCooldownMs,
   };
   const allocations = await allocatePlan(plan, ctx);
   if (!dryRun && deadline.tooLateToAnswer()) {

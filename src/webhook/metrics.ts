@@ -32,6 +32,8 @@ export interface MetricsOptions {
   readonly pools: PoolSet;
   readonly statsCacheMs: number;
   readonly statsTimeoutMs: number;
+  /** `--reuse-cooldown`: addresses released within it count as cooling, not free. */
+  readonly reuseCooldownMs?: number | undefined;
   /** Node process metrics (off in unit tests). */
   readonly defaultMetrics?: boolean | undefined;
 }
@@ -48,7 +50,9 @@ const statsCache = (
     try {
       const pools = [...options.pools.pools.values()];
       last = await within(
-        Promise.all(pools.map(p => options.store.stats(p))),
+        Promise.all(
+          pools.map(p => options.store.stats(p, { reuseCooldownMs: options.reuseCooldownMs })),
+        ),
         options.statsTimeoutMs,
         'stats',
       );
@@ -107,8 +111,13 @@ export const createMetrics = (options: MetricsOptions): WebhookMetrics => {
   };
   gauge('podlease_pool_size', 'Allocatable addresses of the pool', s => s.size);
   gauge('podlease_pool_leased', 'Addresses held by a lease or a sticky reservation', s => s.leased);
-  gauge('podlease_pool_free', 'Addresses free to lease', s => s.free);
+  gauge('podlease_pool_free', 'Addresses free to lease now', s => s.free);
   gauge('podlease_pool_reserved', 'Sticky reservations', s => s.reserved);
+  gauge(
+    'podlease_pool_cooling',
+    'Released addresses resting for --reuse-cooldown before they are leased again',
+    s => s.cooling,
+  );
   return {
     registry,
     observeAdmission(a) {

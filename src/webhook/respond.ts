@@ -29,6 +29,16 @@ const PENDING_HOLDER =
 const poolDenial = (err: AnyPoolError): Denial => {
   switch (err.code) {
     case 'POOL_EXHAUSTED':
+      // Addresses still cooling down come free by themselves: a retry succeeds (503).
+      if (err.retryable) {
+        return {
+          code: 503,
+          reason: err.code,
+          message:
+            `${err.message}; the pod's controller retries and gets one then, or delete pods or ` +
+            'sticky reservations that use the pool, or add addresses to it',
+        };
+      }
       return {
         code: 403,
         reason: err.code,

@@ -492,6 +492,202 @@ export const describeLeaseStoreContract = (
       expect(b.lease.ip).toBe('10.99.17.11');
     });
 
+    describe('reuse cooldown', () => {
+      const COOL = 60_000;
+      /** Every call at an explicit time, so the suite does not depend on the clock. */
+      const T = Date.now();
+      const at = (ms: number) => ({ now: T + ms, reuseCooldownMs: COOL });
+      const fill = async (p: Pool, n: number) => {
+        const out = [];
+        for (let i = 0; i < n; i++) out.push((await lease(p, at(0))).lease);
+        return out;
+      };
+
+      it('a released address rests for the cooldown while others are free, then comes back', async () => {
+        const p = await pool({ cidr: '10.97.0.0/29' }); // .1-.6
+        const [a, b] = await fill(p, 4);
+        await h.store.release(p, a!.id, { now: T + 1_000 });
+        await h.store.release(p, b!.id, { now: T + 2_000 });
+        // Never-used addresses first, as without a cooldown.
+        expect((await lease(p, at(3_000))).lease.ip).toBe('10.97.0.5');
+        expect((await lease(p, at(3_000))).lease.ip).toBe('10.97.0.6');
+        // Only cooling addresses left: refused, naming how many and when the first is free.
+        const err = await lease(p, at(3_000)).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(PoolExhaustedError);
+        expect(err).toMatchObject({
+          retryable: true,
+          leased: 4,
+          size: 6,
+          cooling: 2,
+          nextFreeAt: T + 1_000 + COOL,
+          reuseCooldownMs: COOL,
+        });
+        expect((err as Error).message).toBe(
+          `pool "${p.name}" has no free address: 4 of 6 leased, 2 released and cooling down ` +
+            `(reuse-cooldown 60s), the first free again at ` +
+            `${new Date(T + 1_000 + COOL).toISOString()} (in 58s)`,
+        );
+        // The same pool without a cooldown hands it out at once (the cooldown is per call).
+        expect((await lease(p, { dryRun: true, now: T + 3_000 })).lease.ip).toBe(a!.ip);
+        // One ms early is still too early; at the time the first is free, the second still rests.
+        await expect(lease(p, at(1_000 + COOL - 1))).rejects.toThrow('(in 1s)');
+        expect((await lease(p, at(1_000 + COOL))).lease.ip).toBe(a!.ip);
+        await expect(lease(p, at(1_000 + COOL))).rejects.toMatchObject({
+          cooling: 1,
+          nextFreeAt: T + 2_000 + COOL,
+        });
+        expect((await lease(p, at(2_000 + COOL))).lease.ip).toBe(b!.ip);
+        // Every address held: the plain message, not retryable.
+        const full = await lease(p, at(2_000 + COOL)).catch((e: unknown) => e);
+        expect(full).toMatchObject({ retryable: false, cooling: 0, nextFreeAt: undefined });
+        expect((full as Error).message).toBe(
+          `pool "${p.name}" is exhausted: 6 of 6 addresses leased`,
+        );
+      });
+
+      it('released addresses come back oldest first, by release time', async () => {
+        const p = await pool({ cidr: '10.97.1.0/29' });
+        const leases = await fill(p, 6);
+        const order = [3, 0, 5, 1];
+        for (const [n, i] of order.entries()) {
+          await h.store.release(p, leases[i]!.id, { now: T + 1_000 * (n + 1) });
+        }
+        const again = [];
+        for (let n = 0; n < order.length; n++) again.push((await lease(p, at(10 * COOL))).lease.ip);
+        expect(again).toEqual(order.map(i => leases[i]!.ip));
+      });
+
+      it('stats count cooling addresses apart: free is what may be handed out now', async () => {
+        const p = await pool({ cidr: '10.97.2.0/29' });
+        const [a, b] = await fill(p, 3);
+        await h.store.release(p, a!.id, { now: T + 1_000 });
+        await h.store.release(p, b!.id, { now: T + 5_000 });
+        expect(await h.store.stats(p, at(6_000))).toMatchObject({
+          size: 6,
+          leased: 1,
+          cooling: 2,
+          free: 3,
+        });
+        expect(await h.store.stats(p, at(1_000 + COOL))).toMatchObject({ cooling: 1, free: 4 });
+        expect(await h.store.stats(p, at(5_000 + COOL))).toMatchObject({ cooling: 0, free: 5 });
+        // Without a cooldown nothing cools.
+        expect(await h.store.stats(p)).toMatchObject({ cooling: 0, free: 5 });
+      });
+
+      it('an exact address and a sticky reservation are given while cooling; a dynamic reserve is not', async () => {
+        const p = await pool({ cidr: '10.97.3.0/30' }); // .1 .2
+        const pod = { namespace: 'db', name: 'pg-0' };
+        const a = await lease(p, { ...at(0), ip: '10.97.3.1', pod });
+        const s = await lease(p, { ...at(0), stickyKey: 'db/web/0', pod });
+        await h.store.release(p, a.lease.id, { now: T + 1_000 });
+        await h.store.release(p, s.lease.id, { now: T + 1_000 });
+        // The user named it: a static-ip (or ip-list entry) does not wait.
+        const exact = await lease(p, { ...at(2_000), ip: '10.97.3.1', pod });
+        expect(exact.lease.ip).toBe('10.97.3.1');
+        await h.store.release(p, exact.lease.id, { now: T + 3_000 });
+        // The sticky key's own address was never given up.
+        const again = await lease(p, { ...at(3_000), stickyKey: 'db/web/0', pod });
+        expect(again).toMatchObject({ reused: true });
+        expect(again.lease.ip).toBe(s.lease.ip);
+        // A new key (or `podlease reserve` without --ip) takes the next free address: none yet.
+        await expect(h.store.reserve(p, 'db/web/1', undefined, at(3_000))).rejects.toMatchObject({
+          cooling: 1,
+          nextFreeAt: T + 3_000 + COOL,
+        });
+        expect(await h.store.reserve(p, 'db/web/1', '10.97.3.1', at(3_000))).toMatchObject({
+          ip: '10.97.3.1',
+        });
+      });
+
+      it('unreserve and a moved reservation start the cooldown of the address they give back', async () => {
+        const p = await pool({ cidr: '10.97.4.0/29' });
+        const pod = { namespace: 'ns', name: 'kafka-0' };
+        await fill(p, 3); // .1-.3
+        const k = await lease(p, { ...at(0), stickyKey: 'ns/kafka/0', ip: '10.97.4.4', pod });
+        await h.store.reserve(p, 'ns/kafka/1', '10.97.4.5', at(0));
+        expect(await h.store.unreserve(p, 'ns/kafka/1', T + 1_000)).toMatchObject({ freed: true });
+        const moved = await lease(p, {
+          ...at(2_000),
+          stickyKey: 'ns/kafka/0',
+          ip: '10.97.4.6',
+          pod,
+          replacePendingBefore: ANY_AGE,
+        });
+        expect(moved).toMatchObject({ movedFrom: '10.97.4.4', replaced: k.lease.id });
+        expect(await h.store.stats(p, at(2_000))).toMatchObject({ cooling: 2, free: 0 });
+        await expect(lease(p, at(2_000))).rejects.toMatchObject({
+          cooling: 2,
+          nextFreeAt: T + 1_000 + COOL,
+        });
+        expect((await lease(p, at(1_000 + COOL))).lease.ip).toBe('10.97.4.5');
+        expect((await lease(p, at(2_000 + COOL))).lease.ip).toBe('10.97.4.4');
+      });
+
+      it('a relayout keeps the release times: cooling addresses still rest, in the same order', async () => {
+        const p = await pool({ cidr: '10.97.5.0/24', ranges: ['10.97.5.10-10.97.5.13'] });
+        const leases = await fill(p, 4);
+        await h.store.release(p, leases[2]!.id, { now: T + 1_000 });
+        await h.store.release(p, leases[0]!.id, { now: T + 2_000 });
+        const grown = reconfigure(p, { cidr: '10.97.5.0/24', ranges: ['10.97.5.8-10.97.5.13'] });
+        expect(await h.store.ensurePool(grown, { initialize: true })).toBe('relaid');
+        expect(await h.store.stats(grown, at(3_000))).toMatchObject({
+          size: 6,
+          leased: 2,
+          cooling: 2,
+          free: 2,
+        });
+        const fresh = [(await lease(grown, at(3_000))).lease.ip];
+        fresh.push((await lease(grown, at(3_000))).lease.ip);
+        expect(fresh.sort()).toEqual(['10.97.5.8', '10.97.5.9']);
+        await expect(lease(grown, at(3_000))).rejects.toMatchObject({
+          cooling: 2,
+          nextFreeAt: T + 1_000 + COOL,
+        });
+        expect((await lease(grown, at(10 * COOL))).lease.ip).toBe(leases[2]!.ip);
+        expect((await lease(grown, at(10 * COOL))).lease.ip).toBe(leases[0]!.ip);
+      });
+    });
+
+    describe('StatefulSet retention policies', () => {
+      it('set, replace, list and delete; kept apart per pool', async () => {
+        const p = await pool({ cidr: '10.96.0.0/29' });
+        const q = await pool({ cidr: '10.96.1.0/29' });
+        expect(await h.store.policies(p)).toEqual(new Map());
+        await h.store.setPolicy(p, 'db/pg', { whenScaled: 'Delete', whenDeleted: 'Retain' });
+        await h.store.setPolicy(p, 'web/kafka', { whenScaled: 'Retain', whenDeleted: 'Delete' });
+        await h.store.setPolicy(q, 'db/pg', { whenScaled: 'Retain', whenDeleted: 'Retain' });
+        await h.store.setPolicy(p, 'db/pg', { whenScaled: 'Retain', whenDeleted: 'Retain' });
+        expect(await h.store.policies(p)).toEqual(
+          new Map([
+            ['db/pg', { whenScaled: 'Retain', whenDeleted: 'Retain' }],
+            ['web/kafka', { whenScaled: 'Retain', whenDeleted: 'Delete' }],
+          ]),
+        );
+        expect(await h.store.deletePolicy(p, 'db/pg')).toBe(true);
+        expect(await h.store.deletePolicy(p, 'db/pg')).toBe(false);
+        expect([...(await h.store.policies(p)).keys()]).toEqual(['web/kafka']);
+        expect(await h.store.policies(q)).toEqual(
+          new Map([['db/pg', { whenScaled: 'Retain', whenDeleted: 'Retain' }]]),
+        );
+      });
+
+      it('are not part of the address state: kept without it and across a relayout', async () => {
+        // A pool with no state yet (before a rebuild) already takes policies.
+        const p = testPool({ cidr: '10.96.2.0/29' });
+        created.push(p);
+        await h.store.setPolicy(p, 'db/pg', { whenScaled: 'Delete', whenDeleted: 'Retain' });
+        expect(await h.store.ensurePool(p, { initialize: true, withoutEpoch: true })).toBe(
+          'created',
+        );
+        await h.store.markReady(p);
+        const grown = reconfigure(p, { cidr: '10.96.2.0/28' });
+        expect(await h.store.ensurePool(grown, { initialize: true })).toBe('relaid');
+        expect(await h.store.policies(grown)).toEqual(
+          new Map([['db/pg', { whenScaled: 'Delete', whenDeleted: 'Retain' }]]),
+        );
+      });
+    });
+
     it('random lease/release sequences never give one address to two holders', async () => {
       await fc.assert(
         fc.asyncProperty(

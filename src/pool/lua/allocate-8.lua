@@ -1,6 +1,7 @@
 --[[
-  Lease an address of a pool: next-fit over never-used addresses, then the oldest released one;
-  or an exact address; or the address of a sticky reservation. Also reserves a sticky key without
+  Lease an address of a pool: next-fit over never-used addresses, then the oldest released one
+  once its reuse cooldown has passed; or an exact address; or the address of a sticky
+  reservation (neither of these two waits for a cooldown). Also reserves a sticky key without
   a lease (mode "reserve") and re-inserts a bound lease during a rebuild (mode "restore").
 
   Safety rules (the same in memory-store.ts, pinned by the contract suite):
@@ -16,10 +17,10 @@
     bound lease; else the holder is named (-2).
 
   Input:
-    KEYS[1] meta       podlease:{pool}:meta      hash: size, layout, segments, cursor, held, seq,
+    KEYS[1] meta       podlease:{pool}:meta      hash: size, layout, segments, cursor, held,
                                                  epoch (missing = fresh or wiped pool), nofresh
     KEYS[2] dirty      podlease:{pool}:dirty     bitmap: index ever handed out
-    KEYS[3] released   podlease:{pool}:released  zset index -> release sequence
+    KEYS[3] released   podlease:{pool}:released  zset index -> release time (ms)
     KEYS[4] leases     podlease:{pool}:leases    hash leaseId -> record JSON
     KEYS[5] byip       podlease:{pool}:byip      hash index -> leaseId
     KEYS[6] pending    podlease:{pool}:pending   zset leaseId -> expiry (ms)
@@ -40,11 +41,17 @@
     ARGV[12] attempt token of this call ("" when none)
     ARGV[13] replace pending: "" never, else a time (ms): a pending lease of this key / pod
              created at or before it may be replaced
+    ARGV[14] now (ms)     the release time of an address a moved reservation gives back
+    ARGV[15] reuse cooldown (ms): the next-free pick skips addresses released after
+             now - cooldown ("0": none)
 
   Output:
     { 0, index, replacedLeaseId or "", reused 0|1, retried 0|1, movedFromIndex or -1 }
                                   (retried: a 7th element, the lease's record JSON)
-    { -1, held, size }            pool exhausted
+    { -1, held, size }            pool exhausted: every address held
+    { -1, held, size, cooling, nextFreeAt }
+                                  no free address: `cooling` released ones still rest, the
+                                  oldest until nextFreeAt (ms)
     { -2, "lease", recordJSON, index }   address (index) held by a lease
     { -2, "key", stickyKey, index }      address (index) held by another sticky reservation
     { -5 }                        pool not initialised (epoch missing)
@@ -59,6 +66,7 @@ local wanted, key, record = tonumber(ARGV[4]), ARGV[5], ARGV[6]
 local dryRun = ARGV[8] == "1"
 local podNs, podName, requestUid, attempt = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local replaceBefore = tonumber(ARGV[13])
+local now, cooldown = ARGV[14], tonumber(ARGV[15])
 
 local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh")
 if not meta[1] then return { -5 } end
@@ -148,7 +156,8 @@ elseif movedFrom >= 0 then
   index = wanted
 end
 
--- 3. Next-fit: the first never-used index after the cursor (wrapping), else the oldest released.
+-- 3. Next-fit: the first never-used index after the cursor (wrapping), else the oldest released
+--    one, once it has rested for the reuse cooldown.
 if index < 0 then
   if held >= size then return { -1, held, size } end
   -- "nofresh": a full scan found every address used once; only init and relayout add fresh ones.
@@ -158,8 +167,13 @@ if index < 0 then
     if index < 0 and not dryRun then rcall("HSET", metaKey, "nofresh", 1) end
   end
   if index < 0 then
-    local oldest = rcall("ZRANGE", releasedKey, 0, 0)
+    local oldest = rcall("ZRANGE", releasedKey, 0, 0, "WITHSCORES")
     if not oldest[1] then return { -1, held, size } end
+    local freeAt = tonumber(oldest[2]) + cooldown
+    if cooldown > 0 and freeAt > tonumber(now) then
+      -- Oldest first: when the oldest still rests, every released address does.
+      return { -1, held, size, rcall("ZCARD", releasedKey), freeAt }
+    end
     index = tonumber(oldest[1])
   end
 end
@@ -172,7 +186,7 @@ if movedFrom >= 0 then
   local m = tostring(movedFrom)
   rcall("HDEL", resbyipKey, m)
   rcall("HDEL", byipKey, m)
-  rcall("ZADD", releasedKey, rcall("HINCRBY", metaKey, "seq", 1), m)
+  rcall("ZADD", releasedKey, now, m)
   held = held - 1
 end
 if not isHeld then

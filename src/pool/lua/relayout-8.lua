@@ -3,7 +3,8 @@
   atomic step: no allocation, release or bind can run between reading the state and writing it
   back. The caller passes how old indexes map to new ones (runs of consecutive indexes whose
   addresses stay allocatable); an index in no run is an address the new pools file leaves out.
-  Refused (nothing written) when a held address would be left out.
+  Refused (nothing written) when a held address would be left out. Released addresses keep
+  their release time (the zset score), so their reuse cooldown and their order carry over.
 
   Input:
     KEYS[1] meta  KEYS[2] dirty  KEYS[3] released  KEYS[4] leases

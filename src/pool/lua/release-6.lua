@@ -4,8 +4,8 @@
   sticky reservation gives up its pod but the address stays reserved.
 
   Input:
-    KEYS[1] meta       podlease:{pool}:meta      hash: held, seq, layout
-    KEYS[2] released   podlease:{pool}:released  zset index -> release sequence
+    KEYS[1] meta       podlease:{pool}:meta      hash: held, layout
+    KEYS[2] released   podlease:{pool}:released  zset index -> release time (ms)
     KEYS[3] leases     podlease:{pool}:leases    hash leaseId -> record JSON
     KEYS[4] byip       podlease:{pool}:byip      hash index -> leaseId
     KEYS[5] pending    podlease:{pool}:pending   zset leaseId -> expiry (ms)
@@ -16,6 +16,7 @@
     ARGV[3] pod uid          release only if bound to this uid (or still pending); "" for any
     ARGV[4] attempt token    release only if the lease still belongs to this admission attempt
                              (a failed or late admission cleaning up); "" for any
+    ARGV[5] now (ms)         the release time: the address's reuse cooldown starts here
 
   Output:
     { 0, index, kept 0|1, layoutHash }   released; kept = address stays held by its reservation
@@ -40,6 +41,6 @@ if rcall("HGET", KEYS[4], i) ~= id then return { -3 } end
 rcall("HDEL", KEYS[4], i)
 local layout = rcall("HGET", KEYS[1], "layout") or ""
 if rcall("HEXISTS", KEYS[6], i) == 1 then return { 0, h.i, 1, layout } end
-rcall("ZADD", KEYS[2], rcall("HINCRBY", KEYS[1], "seq", 1), i)
+rcall("ZADD", KEYS[2], ARGV[5], i)
 rcall("HINCRBY", KEYS[1], "held", -1)
 return { 0, h.i, 0, layout }

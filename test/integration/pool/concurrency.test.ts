@@ -81,6 +81,7 @@ describe.skipIf(skip !== '')(
         pending: ALLOCATIONS,
         bound: 0,
         reserved: 0,
+        cooling: 0,
         free: 65_533 - ALLOCATIONS,
       });
       const stored = await stores[5]!.leases(pool);

@@ -87,6 +87,77 @@ describe.skipIf(skip !== '')(`Redis scripts${skip === '' ? '' : ` (skipped: ${sk
     await admin.close();
   });
 
+  it('released addresses are scored by release time (ms); old release-sequence scores read as long rested', async () => {
+    const p = testPool({ cidr: '10.66.1.0/29' }); // .1-.6
+    await store.ensurePool(p, { initialize: true });
+    const admin = await createClient({ url: inject('redisUrl') }).connect();
+    try {
+      const keys = poolKeys(p.name);
+      const leases = [];
+      for (let i = 0; i < 6; i++) {
+        const a = await store.allocate({
+          pool: p,
+          leaseId: newLeaseId(),
+          pod: { namespace: 'a' },
+          ttlMs: 1000,
+        });
+        leases.push(a.lease);
+      }
+      const t = Date.now();
+      await store.release(p, leases[0]!.id, { now: t });
+      await store.release(p, leases[1]!.id, { now: t });
+      expect(await admin.zRangeWithScores(keys.released, 0, -1)).toEqual([
+        { value: '0', score: t },
+        { value: '1', score: t },
+      ]);
+      // A release made by script contract v2 scored a sequence number: 1, 2, …
+      await admin.zAdd(keys.released, { score: 7, value: '1' });
+      const cool = { now: t + 1, reuseCooldownMs: 60_000 };
+      expect(await store.stats(p, cool)).toMatchObject({ cooling: 1, free: 1 });
+      const a = await store.allocate({
+        pool: p,
+        leaseId: newLeaseId(),
+        pod: { namespace: 'a' },
+        ttlMs: 1000,
+        ...cool,
+      });
+      expect(a.lease.ip).toBe(leases[1]!.ip);
+      expect(await admin.hGet(keys.meta, 'seq')).toBeNull();
+    } finally {
+      await admin.close();
+      await store.dropPool(p.name);
+    }
+  });
+
+  it('retention policies live in podlease:{pool}:policy and outlive the address state', async () => {
+    const p = testPool({ cidr: '10.66.2.0/29' });
+    await store.ensurePool(p, { initialize: true });
+    const admin = await createClient({ url: inject('redisUrl') }).connect();
+    try {
+      const keys = poolKeys(p.name);
+      await store.setPolicy(p, 'db/pg', { whenScaled: 'Delete', whenDeleted: 'Retain' });
+      expect(await admin.hGetAll(keys.policy)).toEqual({
+        'db/pg': '{"whenScaled":"Delete","whenDeleted":"Retain"}',
+      });
+      // A wiped (or evicted) address state: init clears what is left of it, not the policies.
+      await admin.del([keys.meta, keys.dirty]);
+      expect(await store.ensurePool(p, { initialize: true })).toBe('created');
+      expect(await store.policies(p)).toEqual(
+        new Map([['db/pg', { whenScaled: 'Delete', whenDeleted: 'Retain' }]]),
+      );
+      // A value nobody wrote through the store is refused, naming it, rather than guessed at.
+      await admin.hSet(keys.policy, 'db/bad', '{"whenScaled":"Keep"}');
+      await expect(store.policies(p)).rejects.toThrow(
+        /the stored retention policy of db\/bad is unreadable: \{"whenScaled":"Keep"\}/,
+      );
+      await store.dropPool(p.name);
+      expect(await admin.exists(keys.policy)).toBe(0);
+    } finally {
+      await admin.close();
+      await store.dropPool(p.name);
+    }
+  });
+
   it('a store whose Redis is gone fails fast with a retryable StoreUnavailableError', async () => {
     await expect(
       RedisLeaseStore.connect({ url: 'redis://127.0.0.1:1', connectTimeoutMs: 500 }),

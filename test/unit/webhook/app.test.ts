@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createOpsApp, createWebhookApp } from '../../../src/webhook/app.js';
 import { createMetrics } from '../../../src/webhook/metrics.js';
+import { newLeaseId } from '../../../src/pool/lease-id.js';
 import { loadReview } from '../../fixtures/admission/load.js';
 import { harness, type Harness } from './helpers.js';
 
@@ -129,5 +130,30 @@ describe('ops app', () => {
     expect(await res.text()).toBe('not ready: the namespace cache has not synced yet\n');
     namespacesReady = true;
     expect((await fetch(`${opsBase}/readyz`)).status).toBe(200);
+  });
+});
+
+describe('pool gauges', () => {
+  it('count addresses resting for --reuse-cooldown as cooling, not free', async () => {
+    const g = await harness();
+    const small = g.pools.pools.get('small')!;
+    const metrics = createMetrics({
+      store: g.store,
+      pools: g.pools,
+      statsCacheMs: 0,
+      statsTimeoutMs: 500,
+      reuseCooldownMs: 60_000,
+    });
+    const a = await g.store.allocate({
+      pool: small,
+      leaseId: newLeaseId(),
+      pod: { namespace: 'default', name: 'x' },
+      ttlMs: 60_000,
+    });
+    await g.store.release(small, a.lease.id);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('podlease_pool_cooling{pool="small"} 1');
+    expect(text).toContain('podlease_pool_free{pool="small"} 12');
+    expect(text).toContain('podlease_pool_cooling{pool="default"} 0');
   });
 });

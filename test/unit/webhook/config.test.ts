@@ -232,6 +232,34 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads --reuse-cooldown for every command (default 60s; 0 turns it off)', () => {
+    expect(load(['serve']).reuseCooldownMs).toBe(60_000);
+    expect(DEFAULTS.reuseCooldownMs).toBe(60_000);
+    expect(load(['serve']).serve.webhook.reuseCooldownMs).toBe(60_000);
+    expect(load(['serve', '--reuse-cooldown', '0']).serve.webhook.reuseCooldownMs).toBe(0);
+    expect(load(['pools'], { PODLEASE_REUSE_COOLDOWN: '2m' }).reuseCooldownMs).toBe(120_000);
+    expect(
+      load(['reserve', '--pool', 'default', '--key', 'a/b/0', '--reuse-cooldown=1.5s']),
+    ).toMatchObject({ reuseCooldownMs: 1_500 });
+    expect(issues(['pools', '--reuse-cooldown', 'a while'])).toEqual([
+      '--reuse-cooldown: "a while" is not a duration such as 60s, or 0',
+    ]);
+  });
+
+  it('parses reservations [--pool] [--namespace]', () => {
+    expect(
+      load(['reservations', '--pool', 'a', '--namespace', 'db', '--pools', 'pools.yaml']).command,
+    ).toEqual({ name: 'reservations', pool: 'a', namespace: 'db' });
+    expect(load(['reservations']).command).toEqual({
+      name: 'reservations',
+      pool: undefined,
+      namespace: undefined,
+    });
+    expect(issues(['reservations', '--pool', 'nope'])).toEqual([
+      expect.stringMatching(/--pool: unknown pool "nope"/),
+    ]);
+  });
+
   it('takes every default of serve from the one DEFAULTS object', () => {
     const c = load(['serve']);
     expect(c.store.timeoutMs).toBe(DEFAULTS.storeTimeoutMs);

@@ -7,7 +7,7 @@ import { staticNamespaces } from '../../../src/webhook/namespaces.js';
 import { applyAnnotationPatch } from '../../../src/webhook/patch.js';
 import { BadReviewError } from '../../../src/webhook/errors.js';
 import { loadReview, reviewWith } from '../../fixtures/admission/load.js';
-import { decodePatch, harness, TEST_POOLS } from './helpers.js';
+import { decodePatch, harness, TEST_POOLS, V4_ONLY_POOLS, WEBHOOK_CONFIG } from './helpers.js';
 
 const leasedCount = async (store: LeaseStore, pool: Pool | undefined): Promise<number> => {
   if (pool === undefined) throw new Error('no pool');
@@ -156,6 +156,36 @@ describe('handleMutate', () => {
       /^podlease: pool "small" is exhausted: 13 of 13 addresses leased; /,
     );
     expect(await leasedCount(h.store, small)).toBe(13);
+  });
+
+  it('keeps a released address out for --reuse-cooldown: a full pool answers 503 saying when', async () => {
+    let clock = Date.parse('2026-06-01T12:00:00.000Z');
+    const h = await harness(V4_ONLY_POOLS, {
+      config: { ...WEBHOOK_CONFIG, reuseCooldownMs: 60_000 },
+      now: () => clock,
+    });
+    const small = h.pools.pools.get('small')!;
+    const admit = (uid: string) =>
+      handleMutate(
+        reviewWith('create-pod-deployment', { uid, annotations: { 'podlease.io/pool': 'small' } }),
+        {},
+        h.deps,
+      );
+    for (let i = 0; i < 13; i++) expect((await admit(`u${i}`)).review.response?.allowed).toBe(true);
+    const [gone] = await h.store.leases(small);
+    await h.store.release(small, gone!.id, { now: clock });
+    clock += 18_000;
+    const { review } = await admit('u13');
+    expect(review.response?.status?.code).toBe(503);
+    expect(review.response?.status?.message).toBe(
+      'podlease: pool "small" has no free address: 12 of 13 leased, 1 released and cooling down ' +
+        '(reuse-cooldown 60s), the first free again at 2026-06-01T12:01:00.000Z (in 42s); ' +
+        "the pod's controller retries and gets one then, or delete pods or sticky reservations " +
+        'that use the pool, or add addresses to it',
+    );
+    clock += 42_000;
+    const again = await admit('u14');
+    expect(applyAnnotationPatch({}, decodePatch(again.review))?.['podlease.io/ip']).toBe(gone!.ip);
   });
 
   it('denies an address held by another pod, naming it (409)', async () => {
