@@ -33,9 +33,9 @@ export const usage = (topic?: string): string => {
       'Commands:',
       ...lines,
       '',
-      'Every command takes --store, --pools, --store-timeout and -o table|json; each flag is also an',
-      'environment variable PODLEASE_<FLAG>, plus REDIS_URL and KUBECONFIG. podlease help <command>',
-      "lists a command's flags.",
+      'Every command takes --store, --pools, --store-timeout, --reuse-cooldown and -o table|json;',
+      'each flag is also an environment variable PODLEASE_<FLAG>, plus REDIS_URL and KUBECONFIG.',
+      "podlease help <command> lists a command's flags.",
       '',
     ].join('\n');
   }
