@@ -284,4 +284,3 @@ export const runUnreserve = async (
   });
   return EXIT.OK;
 };
-

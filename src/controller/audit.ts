@@ -5,11 +5,7 @@
  * that frees an address first confirms it with a fresh read of the API server.
  */
 import type { LeaseRecord, Reservation, RetentionPolicy } from '../pool/store.js';
-import {
-  splitStickyKey,
-  type PodInfo,
-  type StatefulSetInfo,
-} from './pod-info.js';
+import { splitStickyKey, type PodInfo, type StatefulSetInfo } from './pod-info.js';
 
 export type FindingKind =
   /** A bound lease whose pod (by UID) is gone: its address should go back. */

@@ -3,7 +3,13 @@
  * metadata-only pod watch (annotations, owner, name) and from the StatefulSet watch (replicas,
  * ordinals, the template's retention annotations). 100k pods fit in a few tens of MiB.
  */
-import { OWNED_ANNOTATIONS, POD_INDEX_LABEL, USER_ANNOTATIONS } from '../pool/annotations.js';
+import {
+  OWNED_ANNOTATIONS,
+  parseRetention,
+  POD_INDEX_LABEL,
+  USER_ANNOTATIONS,
+} from '../pool/annotations.js';
+import type { RetentionPolicy } from '../pool/store.js';
 import type { KubeObject, Slim } from '../k8s/informer.js';
 
 /** One address a pod carries: `podlease.io/lease` entry i with `podlease.io/ip` entry i. */

@@ -266,28 +266,44 @@ describe('Controller', () => {
   it('reconcile releases a bound lease whose pod is gone (deleted while no controller ran), after a GET confirms it', async () => {
     const store = new MemoryLeaseStore();
     await store.ensurePool(pool, { initialize: true });
-    const a = await store.allocate({ pool, leaseId: '01QVIET000000000000000000A', pod: { namespace: 'ns', name: 'quiet' }, ttlMs: 60_000 });
+    const a = await store.allocate({
+      pool,
+      leaseId: '01QVIET000000000000000000A',
+      pod: { namespace: 'ns', name: 'quiet' },
+      ttlMs: 60_000,
+    });
     await store.bind(pool, a.lease.id, { namespace: 'ns', name: 'quiet', uid: 'u3' });
     // Another pod of the same name now: the lease's pod (uid u3) is still gone.
     const api = new FakeApi();
     api.upsertPod({ uid: 'u3-successor', namespace: 'ns', name: 'quiet' });
     const h = await start({ api, store, init: false });
-    await until('leak released', async () => ((await h.store.get(pool, a.lease.id)) === undefined ? true : undefined));
+    await until('leak released', async () =>
+      (await h.store.get(pool, a.lease.id)) === undefined ? true : undefined,
+    );
     expect(h.api.requests).toContain('GET /api/v1/namespaces/ns/pods/quiet');
-    expect(await h.registry.getSingleMetricAsString('podlease_leases_leaked_total')).toMatch(/ 1$/m);
+    expect(await h.registry.getSingleMetricAsString('podlease_leases_leaked_total')).toMatch(
+      / 1$/m,
+    );
   });
 
   it('does not release a bound lease when the GET finds its pod after all', async () => {
     const store = new MemoryLeaseStore();
     await store.ensurePool(pool, { initialize: true });
-    const a = await store.allocate({ pool, leaseId: '01HERE0000000000000000000A', pod: { namespace: 'ns', name: 'here' }, ttlMs: 60_000 });
+    const a = await store.allocate({
+      pool,
+      leaseId: '01HERE0000000000000000000A',
+      pod: { namespace: 'ns', name: 'here' },
+      ttlMs: 60_000,
+    });
     await store.bind(pool, a.lease.id, { namespace: 'ns', name: 'here', uid: 'u4' });
     const api = new FakeApi();
     const h = await start({ api, store, init: false, options: { reconcileIntervalMs: 30 } });
     // The pod exists, but the watch never told of it: the reconcile's fresh list finds it.
     api.pods.set('u4', { uid: 'u4', namespace: 'ns', name: 'here', rv: '1' });
     const first = h.controller.lastReport?.at ?? 0;
-    await until('two more reconciles', () => ((h.controller.lastReport?.at ?? 0) > first + 40 ? true : undefined));
+    await until('two more reconciles', () =>
+      (h.controller.lastReport?.at ?? 0) > first + 40 ? true : undefined,
+    );
     expect((await h.store.get(pool, a.lease.id))?.state).toBe('bound');
   });
 

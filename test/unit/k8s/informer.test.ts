@@ -92,11 +92,12 @@ describe('Informer', () => {
     const { client, calls } = scripted(
       [[obj('a', '1')]],
       [
-        async emit => {
+        emit => {
           emit({ type: 'ADDED', object: obj('b', '5') });
           emit({ type: 'MODIFIED', object: obj('a', '6') });
           emit({ type: 'DELETED', object: obj('b', '7') });
           emit({ type: 'BOOKMARK', object: { metadata: { resourceVersion: '9' } } });
+          return Promise.resolve();
         },
       ],
     );
