@@ -95,6 +95,11 @@ export class Controller {
   private readonly bound = new Map<string, string>();
   private readonly sightings = new Map<string, number>();
   private readonly rebuilding = new Map<string, Promise<void>>();
+  /**
+   * Pools whose epoch this term has seen: only their leases are bound. Until the first epoch
+   * check, or while a pool is rebuilt, a bind could only miss (the rebuild restores it bound).
+   */
+  private readonly ready = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
   private active = 0;
   private reconciling: Promise<void> | undefined;
@@ -190,6 +195,7 @@ export class Controller {
     this.leading = leader;
     this.term++;
     this.d.metrics.leader(leader);
+    this.ready.clear();
     for (const t of this.timers.splice(0)) clearInterval(t);
     if (!leader || this.stopped) return;
     void this.lead(this.term);
@@ -243,7 +249,11 @@ export class Controller {
     for (const pool of this.d.pools.pools.values()) {
       if (!this.current(term) || this.rebuilding.has(pool.name)) continue;
       const epoch = await this.d.store.epoch(pool);
-      if (epoch !== undefined) continue;
+      if (epoch !== undefined) {
+        this.ready.add(pool.name);
+        continue;
+      }
+      this.ready.delete(pool.name);
       const run = this.rebuild(pool, term).finally(() => this.rebuilding.delete(pool.name));
       this.rebuilding.set(pool.name, run);
       await run;
@@ -262,6 +272,7 @@ export class Controller {
     await Promise.all([this.pods.resync(), this.finished.resync()]);
     if (!this.current(term)) return;
     const started = Date.now();
+    this.bound.clear();
     const result = await rebuildPool({
       store: this.d.store,
       pool,
@@ -271,8 +282,17 @@ export class Controller {
         this.d.metrics.conflict(pool.name, 'restore');
         this.d.events.warn(pod, 'PodleaseRestoreConflict', message);
       },
+      // Restored leases are bound already: the pods' next sync needs no store call.
+      restored: (leaseId, uid) => {
+        this.bound.set(leaseId, uid);
+      },
     });
-    this.bound.clear();
+    if (this.current(term)) {
+      this.ready.add(pool.name);
+      // Events that came while the pool was not ready were skipped: look at every pod again
+      // (a restored lease is in `bound`, so that costs no store call).
+      for (const uid of this.pods.items.keys()) this.enqueue(uid);
+    }
     this.d.metrics.restored(pool.name, result.restored);
     this.d.metrics.rebuildSeconds(pool.name, (Date.now() - started) / 1000);
     log.warn({ pool: pool.name, ...result }, `pool ${pool.name} rebuilt and ready`);
@@ -344,7 +364,7 @@ export class Controller {
     for (const lease of pod.leases) {
       if (this.bound.get(lease.id) === uid) continue;
       const pool = this.d.pools.pools.get(lease.pool);
-      if (pool === undefined || this.rebuilding.has(pool.name)) continue;
+      if (pool === undefined || !this.ready.has(pool.name)) continue;
       await this.bindLease(pool, pod, lease.id);
     }
   }

@@ -10,7 +10,10 @@ import type { Logger } from '../log/logger.js';
 import { AddressInUseError, LeaseIdExistsError, NotInPoolError } from '../pool/errors.js';
 import type { Pool } from '../pool/pools-file.js';
 import type { LeaseStore } from '../pool/store.js';
-import type { PodInfo } from './pod-info.js';
+import type { PodInfo, PodLease } from './pod-info.js';
+
+/** Restore calls in flight during a rebuild. */
+export const RESTORE_CONCURRENCY = 32;
 
 export interface RebuildOptions {
   readonly store: LeaseStore;
@@ -21,6 +24,8 @@ export interface RebuildOptions {
   conflict(pod: EventTarget, message: string): void;
   /** Restore only this lease id, and leave the pool's epoch alone (reconcile). */
   readonly only?: string | undefined;
+  /** Called for each lease restored (now bound to `uid`). */
+  restored?(leaseId: string, uid: string): void;
 }
 
 export interface RebuildResult {
@@ -35,7 +40,7 @@ export interface RebuildResult {
 const restoreOne = async (
   o: RebuildOptions,
   pod: PodInfo,
-  lease: PodInfo['leases'][number],
+  lease: PodLease,
 ): Promise<'restored' | 'present' | 'conflict'> => {
   try {
     await o.store.restore({
@@ -61,26 +66,48 @@ const restoreOne = async (
   }
 };
 
+/** The leases of the pool the pods carry, in the pods' order. */
+function* leasesToRestore(o: RebuildOptions): Generator<[PodInfo, PodLease]> {
+  for (const pod of o.pods.values()) {
+    for (const lease of pod.leases) {
+      if (lease.pool !== o.pool.name || (o.only !== undefined && lease.id !== o.only)) continue;
+      yield [pod, lease];
+    }
+  }
+}
+
+/**
+ * Restores with RESTORE_CONCURRENCY calls in flight, issued in the pods' order: the store
+ * pipelines them, where 100k pods one at a time would wait for 100k round trips in a row.
+ */
 export const restoreLeases = async (
   o: RebuildOptions,
 ): Promise<{ restored: number; conflicts: number; present: number }> => {
   const counts = { restored: 0, conflicts: 0, present: 0 };
-  for (const pod of o.pods.values()) {
-    for (const lease of pod.leases) {
-      if (lease.pool !== o.pool.name || (o.only !== undefined && lease.id !== o.only)) continue;
+  // One generator shared by the workers: each lease is taken once; a worker that throws closes
+  // it, and the others stop after their call in flight.
+  const work = leasesToRestore(o);
+  const worker = async (): Promise<void> => {
+    for (const [pod, lease] of work) {
       const r = await restoreOne(o, pod, lease);
-      if (r === 'restored') counts.restored++;
-      else if (r === 'present') counts.present++;
-      else counts.conflicts++;
+      if (r === 'restored') o.restored?.(lease.id, pod.uid);
+      counts[r === 'conflict' ? 'conflicts' : r]++;
     }
-  }
+  };
+  await Promise.all(Array.from({ length: RESTORE_CONCURRENCY }, worker));
   return counts;
 };
 
 export const rebuildPool = async (o: RebuildOptions): Promise<RebuildResult> => {
   if (o.only !== undefined) return { ...(await restoreLeases(o)), alreadyReady: false };
   const state = await o.store.ensurePool(o.pool, { initialize: true, withoutEpoch: true });
-  if (state !== 'uninitialised') {
+  // 'created': the pool had no state at all (a new or wiped store) and now has it, without
+  // epoch; 'uninitialised': it had state but no epoch. Either way it is this rebuild's to fill.
+  const unready =
+    state === 'created' ||
+    state === 'uninitialised' ||
+    (state === 'relaid' && (await o.store.epoch(o.pool)) === undefined);
+  if (!unready) {
     return { restored: 0, conflicts: 0, present: 0, alreadyReady: true };
   }
   const counts = await restoreLeases(o);

@@ -93,9 +93,10 @@ export class KubeClient {
   /** One request; parses the JSON answer. Non-2xx answers reject with `ApiStatusError`. */
   async request<T>(path: string, opts: RequestOptions): Promise<T> {
     const res = await this.open(path, opts);
-    const chunks: Buffer[] = [];
-    for await (const chunk of res) chunks.push(chunk as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8');
+    // Decoded as it arrives: a list page (~1 MB for 500 pods) is never also one Buffer.
+    res.setEncoding('utf8');
+    let text = '';
+    for await (const chunk of res) text += chunk as string;
     const status = res.statusCode ?? 0;
     if (status < 200 || status > 299) {
       const s = statusOf(text);

@@ -177,9 +177,13 @@ export class Informer<T extends Slim> {
     return this.list();
   }
 
-  /** Every page of one consistent list, as slim items by key. */
-  private async fetchAll(): Promise<{ fresh: Map<string, T>; rv: string }> {
-    const fresh = new Map<string, T>();
+  /**
+   * Every page of one consistent list: the keys it holds, and as slim items only those that are
+   * new or changed since the map has them (a resync of 100k pods keeps no second copy of them).
+   */
+  private async fetchAll(): Promise<{ changed: Map<string, T>; seen: Set<string>; rv: string }> {
+    const changed = new Map<string, T>();
+    const seen = new Set<string>();
     let cont = '';
     let rv = '';
     do {
@@ -193,31 +197,39 @@ export class Informer<T extends Slim> {
           timeoutMs: LIST_TIMEOUT_MS,
         },
       );
-      this.keep(page.items ?? [], fresh);
+      this.keep(page.items ?? [], changed, seen);
       cont = page.metadata?.continue ?? '';
       rv = page.metadata?.resourceVersion ?? rv;
     } while (cont !== '');
-    return { fresh, rv };
+    return { changed, seen, rv };
   }
 
-  private keep(items: readonly KubeObject[], into: Map<string, T>): void {
+  private keep(items: readonly KubeObject[], changed: Map<string, T>, seen: Set<string>): void {
     for (const obj of items) {
       const key = keyOf(obj);
-      const item = key === undefined ? undefined : this.options.slim(obj);
-      if (key !== undefined && item !== undefined) into.set(key, item);
+      if (key === undefined) continue;
+      const rv = obj.metadata?.resourceVersion ?? '';
+      if (rv !== '' && this.items.get(key)?.rv === rv) {
+        seen.add(key);
+        continue;
+      }
+      const item = this.options.slim(obj);
+      if (item === undefined) continue;
+      changed.set(key, item);
+      seen.add(key);
     }
   }
 
   private async list(): Promise<void> {
-    const { fresh, rv } = await this.fetchAll();
+    const { changed, seen, rv } = await this.fetchAll();
     const { handlers } = this.options;
     for (const [key, old] of this.items) {
-      if (!fresh.has(key)) {
+      if (!seen.has(key)) {
         this.items.delete(key);
         handlers.delete?.(key, old);
       }
     }
-    for (const [key, item] of fresh) {
+    for (const [key, item] of changed) {
       const old = this.items.get(key);
       this.items.set(key, item);
       if (old?.rv !== item.rv) handlers.upsert?.(key, item, old);

@@ -155,6 +155,39 @@ describe('Informer', () => {
     void inf.stop();
   });
 
+  it('a list again keeps the items it already holds and makes no second copy of them', async () => {
+    const { client } = scripted(
+      [
+        [obj('a', '1'), obj('b', '1')],
+        [obj('a', '1'), obj('b', '2')],
+      ],
+      [],
+    );
+    const slimmed: string[] = [];
+    const inf = new Informer<Item>({
+      client,
+      path: '/api/v1/pods',
+      metadataOnly: true,
+      pageSize: 2,
+      slim: o => {
+        slimmed.push(o.metadata?.uid ?? '');
+        return { rv: o.metadata?.resourceVersion ?? '', name: o.metadata?.name ?? '' };
+      },
+      log,
+      delayFn: () => Promise.resolve(),
+      handlers: {},
+    });
+    inf.start();
+    await settle();
+    const a = inf.items.get('a');
+    await inf.resync();
+    // a is unchanged: the same object, not slimmed again; b changed.
+    expect(inf.items.get('a')).toBe(a);
+    expect(inf.items.get('b')?.rv).toBe('2');
+    expect(slimmed).toEqual(['a', 'b', 'b']);
+    void inf.stop();
+  });
+
   it('resync() lists afresh and resolves once the list is in', async () => {
     const { client } = scripted([[obj('a', '1')], [obj('a', '2')]], []);
     const events: string[] = [];
