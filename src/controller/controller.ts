@@ -262,17 +262,21 @@ export class Controller {
     await Promise.all([this.pods.resync(), this.finished.resync()]);
     if (!this.current(term)) return;
     const started = Date.now();
+    const live = this.livePods();
     const result = await rebuildPool({
       store: this.d.store,
       pool,
-      pods: this.livePods(),
+      pods: live,
       log,
       conflict: (pod, message) => {
         this.d.metrics.conflict(pool.name, 'restore');
         this.d.events.warn(pod, 'PodleaseRestoreConflict', message);
       },
     });
-    this.bound.clear();
+    // Restored leases are bound: the pass over every pod that follows need not bind them again.
+    for (const pod of live.values()) {
+      for (const l of pod.leases) if (l.pool === pool.name) this.bound.set(l.id, pod.uid);
+    }
     this.d.metrics.restored(pool.name, result.restored);
     this.d.metrics.rebuildSeconds(pool.name, (Date.now() - started) / 1000);
     log.warn({ pool: pool.name, ...result }, `pool ${pool.name} rebuilt and ready`);
