@@ -27,18 +27,9 @@ import { handleMutate, type WebhookDeps } from '../../../src/webhook/handlers.js
 import { NO_NAMESPACES } from '../../../src/webhook/namespaces.js';
 import { applyAnnotationPatch } from '../../../src/webhook/patch.js';
 import type { AdmissionReview, PatchOperation } from '../../../src/webhook/types.js';
+import { rng } from '../../helpers/rng.js';
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
+export { rng };
 
 const POOL = 'fault';
 const NS = 'fault';

@@ -14,22 +14,12 @@ import { NO_EVENTS } from '../../../src/k8s/events.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { MemoryLeaseStore } from '../../../src/pool/memory-store.js';
 import { toPoolSet, type Pool } from '../../../src/pool/pools-file.js';
+import { rng } from '../../helpers/rng.js';
 import { FakeApi } from './fake-api.js';
 
 const log = createLogger({ level: 'silent' });
 const pools = toPoolSet({ pools: [{ name: 'p', cidr: '10.8.0.0/27', default: true }] });
 const pool = pools.pools.get('p') as Pool;
-
-const rng = (seed: number): (() => number) => {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
 
 const controllers: Controller[] = [];
 afterEach(async () => {
