@@ -30,6 +30,7 @@ const FLAGS_BEING_ADDED = [
   'reuse-cooldown',
   'reconcile-interval',
   'leader-elect-namespace',
+  'leader-elect-lease',
   'leader-lease-duration',
   'rebuild-settle',
 ];
