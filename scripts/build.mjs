@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Build: TypeScript to dist/, Lua scripts beside the compiled store (BullMQ's copy:lua), then the
+// Build: TypeScript to dist/, Lua scripts beside the compiled store (BullMQ's copy:lua) and the
+// pool map's script and stylesheet beside its app, then the
 // self-contained CNI executable (scripts/build-cni.mjs). Runs on the pinned Node 24.
 // dist/bin/podlease.js (the package's `bin`) keeps its `#!/usr/bin/env node` line from the source
 // and is made executable, so `./dist/bin/podlease.js version` works straight after a build.
@@ -13,6 +14,7 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit'
 rmSync(`${root}/dist`, { recursive: true, force: true });
 run(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', 'tsconfig.json']);
 cpSync(`${root}/src/pool/lua`, `${root}/dist/pool/lua`, { recursive: true });
+cpSync(`${root}/src/ui/assets`, `${root}/dist/ui/assets`, { recursive: true });
 const bin = `${root}/dist/bin/podlease.js`;
 if (!readFileSync(bin, 'utf8').startsWith('#!/usr/bin/env node\n')) {
   throw new Error(`${bin}: the compiled entry lost its #!/usr/bin/env node line`);
