@@ -13,6 +13,7 @@ export default tseslint.config(
     ignores: [
       'dist/**',
       'coverage/**',
+      'test-artifacts/**',
       'node_modules/**',
       'charts/**',
       '**/*.mjs',

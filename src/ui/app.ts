@@ -1,8 +1,8 @@
 /**
  * The pool map's express app (`podlease serve --ui-listen`): read-only pages per pool, the map
- * JSON they draw from, search, and two static assets. Each pool's data is one store snapshot
- * plus its reconcile report, shared by every request for CACHE_MS, so a page, its script's
- * polling and any number of viewers cost the store two reads a second at most per pool.
+ * JSON they draw from, cell details, search, and two static assets. Each pool's data is one
+ * store snapshot plus its reconcile report, shared by every request (Views), so a page, its
+ * script's polling and any number of viewers cost the store two reads a second at most per pool.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { PoolRecoveringError } from '../pool/errors.js';
 import type { Pool, PoolSet } from '../pool/pools-file.js';
 import { parseReport, type PoolReport } from '../pool/report.js';
 import type { LeaseStore, PoolSnapshot } from '../pool/store.js';
-import { buildPoolMap, type PoolMap } from './map.js';
+import { buildPoolMap, type AggregateRow, type HolderRow, type PoolMap } from './map.js';
 import {
   renderIndexPage,
   renderPoolPage,
@@ -33,11 +33,14 @@ export interface UiDeps {
   readonly log: Logger;
   /** How long one snapshot serves every request of its pool. */
   readonly cacheMs?: number | undefined;
+  /** Up to this age a snapshot is still answered while a newer one is read. */
+  readonly staleMs?: number | undefined;
   /** How often the page's script asks again. */
   readonly pollMs?: number | undefined;
 }
 
 export const UI_CACHE_MS = 1_000;
+export const UI_STALE_MS = 10_000;
 export const UI_POLL_MS = 5_000;
 
 const asset = (file: string): Buffer => readFileSync(new URL(`./assets/${file}`, import.meta.url));
@@ -52,32 +55,70 @@ interface View {
   /** The pool has no state (503 for the JSON, a notice on the page). */
   readonly problem?: string | undefined;
   body?: { json: Buffer; gzip: Buffer; etag: string };
+  /** Cell → its holder row, aggregated counts: what hover asks for. */
+  cells?: Map<number, CellDetail>;
 }
+
+/** What hovering a cell shows beyond its colour: the lease, or an aggregated cell's counts. */
+interface CellDetail {
+  holder: HolderRow | null;
+  alloc: number | null;
+  aggregate: AggregateRow | null;
+}
+
+const detailOf = (view: View, map: PoolMap, cell: number): CellDetail => {
+  if (view.cells === undefined) {
+    const cells = new Map<number, CellDetail>();
+    for (const h of map.holders) cells.set(h[0], { holder: h, alloc: null, aggregate: null });
+    for (const a of map.aggregate) cells.set(a[0], { holder: null, alloc: null, aggregate: a });
+    view.cells = cells;
+  }
+  const d = view.cells.get(cell) ?? { holder: null, alloc: null, aggregate: null };
+  return map.unit > 1 ? { ...d, alloc: map.alloc[cell] ?? 0 } : d;
+};
 
 const errText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
+/**
+ * Each pool's latest view. Fresher than `cacheMs`: shared as it is. Older, up to `staleMs`:
+ * answered at once while one read of the store replaces it (so a viewer never waits for the
+ * store twice in a row). Older still, or none: the request waits for the read.
+ */
 class Views {
   readonly #deps: UiDeps;
   readonly #cacheMs: number;
-  readonly #views = new Map<string, Promise<View>>();
-  readonly #times = new Map<string, number>();
+  readonly #staleMs: number;
+  readonly #latest = new Map<string, View>();
+  readonly #loading = new Map<string, Promise<View>>();
 
   constructor(deps: UiDeps) {
     this.#deps = deps;
     this.#cacheMs = deps.cacheMs ?? UI_CACHE_MS;
+    this.#staleMs = Math.max(this.#cacheMs, deps.staleMs ?? UI_STALE_MS);
   }
 
   get(pool: Pool): Promise<View> {
-    const cached = this.#views.get(pool.name);
-    const at = this.#times.get(pool.name) ?? 0;
-    if (cached !== undefined && Date.now() - at < this.#cacheMs) return cached;
-    const next = this.#load(pool);
-    this.#views.set(pool.name, next);
-    this.#times.set(pool.name, Date.now());
-    // A failed read is not kept: the next request asks the store again.
-    next.catch(() => {
-      if (this.#views.get(pool.name) === next) this.#views.delete(pool.name);
-    });
+    const latest = this.#latest.get(pool.name);
+    const age = latest === undefined ? Infinity : Date.now() - latest.at;
+    if (latest !== undefined && age < this.#cacheMs) return Promise.resolve(latest);
+    const next = this.#refresh(pool);
+    if (latest !== undefined && age < this.#staleMs) {
+      next.catch(() => undefined); // the next request tries again
+      return Promise.resolve(latest);
+    }
+    return next;
+  }
+
+  #refresh(pool: Pool): Promise<View> {
+    const inFlight = this.#loading.get(pool.name);
+    if (inFlight !== undefined) return inFlight;
+    const next = this.#load(pool)
+      .then(view => {
+        this.#latest.set(pool.name, view);
+        return view;
+      })
+      .finally(() => this.#loading.delete(pool.name));
+    this.#loading.set(pool.name, next);
     return next;
   }
 
@@ -103,9 +144,11 @@ const bodyOf = (view: View): { json: Buffer; gzip: Buffer; etag: string } => {
   if (view.body !== undefined) return view.body;
   const map = view.map;
   const summaryHtml = map === undefined ? '' : renderSummary(map, view.report);
-  const stable = JSON.stringify({ ...map, at: 0, summaryHtml });
+  // Per-cell details stay on the server (`/cells/<n>`): the map is one code per cell.
+  const lean = { ...map, holders: undefined, alloc: undefined, aggregate: undefined };
+  const stable = JSON.stringify({ ...lean, at: 0, summaryHtml });
   const etag = `"${createHash('sha1').update(stable).digest('base64url')}"`;
-  const json = Buffer.from(JSON.stringify({ ...map, summaryHtml }));
+  const json = Buffer.from(JSON.stringify({ ...lean, summaryHtml }));
   view.body = { json, gzip: gzipSync(json, { level: 1 }), etag };
   return view.body;
 };
@@ -250,6 +293,22 @@ export const createUiApp = (deps: UiDeps): Express => {
       } else {
         res.send(body.json);
       }
+    } catch (err) {
+      unavailable(res, false, err);
+    }
+  });
+
+  app.get('/api/pools/:name/cells/:cell', async (req, res) => {
+    const pool = poolOf(req, res, false);
+    if (pool === undefined) return;
+    try {
+      const view = await views.get(pool);
+      const cell = Number(req.params.cell);
+      if (view.map === undefined || !Number.isInteger(cell) || cell < 0) {
+        res.status(view.map === undefined ? 503 : 400).json({ error: 'BadCell', message: '' });
+        return;
+      }
+      res.json({ cell, at: view.map.at, ...detailOf(view, view.map, cell) });
     } catch (err) {
       unavailable(res, false, err);
     }

@@ -35,6 +35,8 @@ export interface PageOptions {
   readonly pools: PoolSet;
   readonly current?: string | undefined;
   readonly storeKind: string;
+  /** The map JSON the page's script fetches first, fetched by the browser in parallel. */
+  readonly preload?: string | undefined;
 }
 
 const layout = (o: PageOptions, body: string): string => {
@@ -51,6 +53,7 @@ const layout = (o: PageOptions, body: string): string => {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${escapeHtml(o.title)} · podlease</title>
 <link rel="stylesheet" href="/assets/pool-map.css">
+${o.preload === undefined ? '' : `<link rel="preload" href="${o.preload}" as="fetch" crossorigin="anonymous">`}
 </head>
 <body>
 <header class="top">
@@ -280,7 +283,7 @@ ${renderLegend(map)}
 <div id="tip" class="tip" role="tooltip" hidden></div>
 </section>
 <script src="/assets/pool-map.js" defer></script>`;
-  return layout({ ...o, title: pool.name, current: pool.name }, body);
+  return layout({ ...o, title: pool.name, current: pool.name, preload: `${data.api}/map` }, body);
 };
 
 export interface IndexEntry {

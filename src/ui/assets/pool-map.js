@@ -20,16 +20,22 @@
   const form = document.getElementById('search');
   const results = document.getElementById('results');
   const FLAG = '#dc2626';
+  /** Codes of address cells something holds: their details come from the server. */
+  const HELD = new Set(['p', 'b', 'r', 'R', 'c']);
+  const asked = new Set();
 
   let map = null;
   let etag = '';
   let shape = '';
-  let holders = new Map();
-  let aggregate = new Map();
+  /** Cell details (lease, counts), fetched on hover and kept until the next map. */
+  let details = new Map();
+  let hovered = -1;
+  let lastEvent = null;
   let findings = new Map();
   let matches = null;
   let pinned = -1;
   let canvases = [];
+  let laidOutFor = 0;
   let step = 6;
   let size = 5;
   let lastOk = 0;
@@ -75,7 +81,10 @@
 
   // ---- geometry ------------------------------------------------------------------------------
 
-  const blocks = () => map.sections.flatMap(s => s.blocks);
+  /** Space above each block for its label, and between blocks (CSS px). */
+  const LABEL = 14;
+  const GAP_X = 14;
+  const GAP_Y = 12;
 
   const chooseSize = count => {
     if (count <= 1) return [26, 2];
@@ -84,38 +93,76 @@
     return [4, 1];
   };
 
-  /** The cell under a point of a block's canvas, or -1. */
-  const cellAt = (canvas, x, y) => {
-    const b = canvas._block;
-    const col = Math.floor(x / step);
-    const row = Math.floor(y / step) + canvas._row0;
-    if (col < 0 || col > 15 || x - col * step >= size || y - (row - canvas._row0) * step >= size) {
-      return -1;
+  const blockWidth = () => 16 * step - (step - size);
+
+  /** A section's blocks in rows as wide as the grid: where each block's square starts. */
+  const layoutSection = (section, width) => {
+    const pitchX = blockWidth() + GAP_X;
+    const cols = Math.max(1, Math.floor((width + GAP_X) / pitchX));
+    const placed = [];
+    let y = 0;
+    for (let k = 0; k < section.blocks.length; k += cols) {
+      let rowsMax = 1;
+      section.blocks.slice(k, k + cols).forEach((b, j) => {
+        const row0 = Math.floor(b.offset / 16);
+        const rows = Math.floor((b.offset + b.count - 1) / 16) - row0 + 1;
+        rowsMax = Math.max(rowsMax, rows);
+        placed.push({ b, x: j * pitchX, y: y + LABEL, row0, rows });
+      });
+      y += LABEL + rowsMax * step - (step - size) + GAP_Y;
     }
-    const pos = row * 16 + col;
-    if (pos < b.offset || pos >= b.offset + b.count) return -1;
-    return b.first + pos - b.offset;
+    const used = Math.min(section.blocks.length, cols) * pitchX - GAP_X;
+    return { placed, width: used, height: y - GAP_Y };
   };
 
-  const blockOf = cell =>
-    canvases.find(c => cell >= c._block.first && cell < c._block.first + c._block.count);
+  /** The cell under a point of a section's canvas, or -1. */
+  const cellAt = (canvas, x, y) => {
+    const w = blockWidth();
+    const p = canvas._placed.find(
+      q => x >= q.x && x < q.x + w && y >= q.y && y < q.y + q.rows * step,
+    );
+    if (p === undefined) return -1;
+    const col = Math.floor((x - p.x) / step);
+    const row = Math.floor((y - p.y) / step);
+    if (x - p.x - col * step >= size || y - p.y - row * step >= size) return -1;
+    const pos = (row + p.row0) * 16 + col;
+    if (pos < p.b.offset || pos >= p.b.offset + p.b.count) return -1;
+    return p.b.first + pos - p.b.offset;
+  };
+
+  /** The placed block holding a cell, with its canvas. */
+  const placeOf = cell => {
+    for (const canvas of canvases) {
+      const p = canvas._placed.find(q => cell >= q.b.first && cell < q.b.first + q.b.count);
+      if (p !== undefined) return { canvas, p };
+    }
+    return undefined;
+  };
 
   const addrOf = cell => {
-    const canvas = blockOf(cell);
-    if (canvas === undefined) return undefined;
-    const b = canvas._block;
-    const pos = BigInt(cell - b.first + b.offset);
-    return BigInt(b.base) + pos * BigInt(map.unit);
+    const at = placeOf(cell);
+    if (at === undefined) return undefined;
+    const b = at.p.b;
+    return BigInt(b.base) + BigInt(cell - b.first + b.offset) * BigInt(map.unit);
+  };
+
+  const scrollToCell = cell => {
+    const at = placeOf(cell);
+    if (at === undefined) return;
+    const top = at.canvas.getBoundingClientRect().top + window.scrollY + at.p.y;
+    window.scrollTo({ top: Math.max(0, top - window.innerHeight / 2), behavior: 'smooth' });
   };
 
   // ---- drawing -------------------------------------------------------------------------------
 
+  // One canvas per section (a /16: one canvas for its 256 blocks), drawn as one ImageData.
   const build = () => {
     gridEl.textContent = '';
     canvases = [];
-    const all = blocks();
-    [size, step] = (([s, g]) => [s, s + g])(chooseSize(all.length));
+    const count = map.sections.reduce((n, sec) => n + sec.blocks.length, 0);
+    [size, step] = (([s, g]) => [s, s + g])(chooseSize(count));
     const dpr = window.devicePixelRatio || 1;
+    const width = Math.max(blockWidth(), gridEl.clientWidth);
     for (const section of map.sections) {
       const wrap = document.createElement('section');
       wrap.className = 'range';
@@ -124,71 +171,87 @@
         h.textContent = section.title;
         wrap.append(h);
       }
-      const list = document.createElement('div');
-      list.className = 'blocks';
-      for (const b of section.blocks) {
-        const fig = document.createElement('figure');
-        fig.className = 'block';
-        const cap = document.createElement('figcaption');
-        cap.textContent = b.label;
-        const canvas = document.createElement('canvas');
-        const row0 = Math.floor(b.offset / 16);
-        const rows = Math.floor((b.offset + b.count - 1) / 16) - row0 + 1;
-        const w = 16 * step - (step - size);
-        const h = rows * step - (step - size);
-        canvas.width = Math.round(w * dpr);
-        canvas.height = Math.round(h * dpr);
-        canvas.style.width = `${w}px`;
-        canvas.style.height = `${h}px`;
-        canvas._block = b;
-        canvas._row0 = row0;
-        Object.assign(canvas.dataset, {
-          first: String(b.first),
-          count: String(b.count),
-          offset: String(b.offset),
-          step: String(step),
-          size: String(size),
-        });
-        fig.append(cap, canvas);
-        list.append(fig);
-        canvases.push(canvas);
-      }
-      wrap.append(list);
+      const lay = layoutSection(section, width);
+      const canvas = document.createElement('canvas');
+      canvas.width = Math.round(lay.width * dpr);
+      canvas.height = Math.round(lay.height * dpr);
+      canvas.style.width = `${lay.width}px`;
+      canvas.style.height = `${lay.height}px`;
+      canvas._placed = lay.placed;
+      Object.assign(canvas.dataset, {
+        step: String(step),
+        size: String(size),
+        layout: JSON.stringify(lay.placed.map(p => [p.b.first, p.b.count, p.b.offset, p.x, p.y])),
+      });
+      wrap.append(canvas);
       gridEl.append(wrap);
+      canvases.push(canvas);
+    }
+    laidOutFor = gridEl.clientWidth;
+  };
+
+  /** Palette entries as RGBA words for ImageData (little-endian: 0xAABBGGRR), by code. */
+  const wordsOf = alpha => {
+    const out = {};
+    for (const [code, hex] of Object.entries(palette)) {
+      const n = parseInt(hex.slice(1), 16);
+      out[code] = ((alpha << 24) | ((n & 255) << 16) | (n & 0xff00) | (n >> 16)) >>> 0;
+    }
+    return out;
+  };
+  const FULL = wordsOf(255);
+  const DIM = wordsOf(46);
+
+  const fillCells = ({ px, width, dpr }, p, marks) => {
+    const cells = map.cells;
+    const edge = k => [Math.round(k * dpr), Math.round((k + size) * dpr)];
+    for (let i = 0; i < p.b.count; i++) {
+      const cell = p.b.first + i;
+      const pos = p.b.offset + i;
+      const [x0, x1] = edge(p.x + (pos & 15) * step);
+      const [y0, y1] = edge(p.y + ((pos >> 4) - p.row0) * step);
+      const word = (matches !== null && !matches.has(cell) ? DIM : FULL)[cells[cell]] ?? 0xff000000;
+      for (let y = y0; y < y1; y++) {
+        const line = y * width;
+        for (let x = x0; x < x1; x++) px[line + x] = word;
+      }
+      if (cell === pinned || findings.has(cell)) marks.push([cell, p, pos]);
     }
   };
 
-  const drawBlock = canvas => {
-    const b = canvas._block;
-    const ctx = canvas.getContext('2d');
-    const dpr = canvas.width / parseFloat(canvas.style.width);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    const cells = map.cells;
-    for (let i = 0; i < b.count; i++) {
-      const cell = b.first + i;
-      const pos = b.offset + i;
-      const x = (pos % 16) * step;
-      const y = (Math.floor(pos / 16) - canvas._row0) * step;
-      ctx.globalAlpha = matches !== null && !matches.has(cell) ? 0.18 : 1;
-      ctx.fillStyle = palette[cells[cell]] ?? '#000';
+  const drawMark = (ctx, cell, p, pos) => {
+    const x = p.x + (pos & 15) * step;
+    const y = p.y + ((pos >> 4) - p.row0) * step;
+    ctx.strokeStyle = cell === pinned ? '#111827' : FLAG;
+    ctx.fillStyle = ctx.strokeStyle;
+    if (size < 4) {
       ctx.fillRect(x, y, size, size);
-      ctx.globalAlpha = 1;
-      const mark = cell === pinned ? '#111827' : findings.has(cell) ? FLAG : undefined;
-      if (mark !== undefined && size >= 4) {
-        ctx.strokeStyle = mark;
-        ctx.lineWidth = size >= 10 ? 2 : 1;
-        const inset = ctx.lineWidth / 2;
-        ctx.strokeRect(x + inset, y + inset, size - 2 * inset, size - 2 * inset);
-      } else if (mark !== undefined) {
-        ctx.fillStyle = mark;
-        ctx.fillRect(x, y, size, size);
-      }
+      return;
     }
+    ctx.lineWidth = size >= 10 ? 2 : 1;
+    const inset = ctx.lineWidth / 2;
+    ctx.strokeRect(x + inset, y + inset, size - 2 * inset, size - 2 * inset);
+  };
+
+  const drawSection = canvas => {
+    const ctx = canvas.getContext('2d');
+    const width = canvas.width;
+    const dpr = width / parseFloat(canvas.style.width);
+    const img = ctx.createImageData(width, canvas.height);
+    const px = new Uint32Array(img.data.buffer);
+    const marks = [];
+    for (const p of canvas._placed) fillCells({ px, width, dpr }, p, marks);
+    ctx.putImageData(img, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.font = '10px ui-monospace, "DejaVu Sans Mono", monospace';
+    ctx.fillStyle = '#6b7280';
+    ctx.textBaseline = 'bottom';
+    for (const p of canvas._placed) ctx.fillText(p.b.label, p.x, p.y - 2);
+    for (const [cell, p, pos] of marks) drawMark(ctx, cell, p, pos);
   };
 
   const draw = () => {
-    for (const c of canvases) drawBlock(c);
+    for (const c of canvases) drawSection(c);
     root.dataset.drawnAt = String(performance.now());
     root.dataset.cells = String(map.cells.length);
   };
@@ -202,6 +265,26 @@
     );
   const line = (k, v) => `<div><span class="k">${esc(k)}</span> ${esc(v)}</div>`;
 
+  /** The lines of a held address: pod, lease, sticky key, ages. */
+  const holderLines = (row, code) => {
+    const out = [];
+    const [, , ns, pod, id, created, bound, key, expires, released] = row;
+    if (pod !== '') out.push(line('pod', `${ns}/${pod}`));
+    else if (ns !== '') out.push(line('namespace', ns));
+    if (id !== '') out.push(line('lease', id));
+    if (key !== '') out.push(line('sticky key', key));
+    if (created > 0)
+      out.push(line('age', `${ago(map.at - created)} (leased ${new Date(created).toISOString()})`));
+    if (bound > 0) out.push(line('bound', `${ago(map.at - bound)} ago`));
+    if (expires > 0 && code === 'p')
+      out.push(line('expires', `in ${ago(expires - map.at)} unless its pod appears`));
+    if (released > 0) {
+      out.push(line('released', `${ago(map.at - released)} ago`));
+      out.push(line('free again', `in ${ago(released + map.reuseCooldownMs - map.at)}`));
+    }
+    return out;
+  };
+
   const describeAddress = cell => {
     const code = map.cells[cell];
     const v = addrOf(cell);
@@ -209,25 +292,10 @@
       `<div class="ip">${esc(formatAddr(v))}</div>`,
       `<div class="state" style="--c:${palette[code]}">${esc(words[code] ?? code)}</div>`,
     ];
-    const row = holders.get(cell);
-    if (row !== undefined) {
-      const [, , ns, pod, id, created, bound, key, expires, released] = row;
-      if (pod !== '') out.push(line('pod', `${ns}/${pod}`));
-      else if (ns !== '') out.push(line('namespace', ns));
-      if (id !== '') out.push(line('lease', id));
-      if (key !== '') out.push(line('sticky key', key));
-      if (created > 0)
-        out.push(
-          line('age', `${ago(map.at - created)} (leased ${new Date(created).toISOString()})`),
-        );
-      if (bound > 0) out.push(line('bound', `${ago(map.at - bound)} ago`));
-      if (expires > 0 && code === 'p')
-        out.push(line('expires', `in ${ago(expires - map.at)} unless its pod appears`));
-      if (released > 0) {
-        out.push(line('released', `${ago(map.at - released)} ago`));
-        out.push(line('free again', `in ${ago(released + map.reuseCooldownMs - map.at)}`));
-      }
-    }
+    const d = details.get(cell);
+    if (d === undefined && HELD.has(code)) out.push('<div class="k">loading…</div>');
+    const row = d?.holder;
+    if (row !== undefined && row !== null) out.push(...holderLines(row, code));
     return out;
   };
 
@@ -238,8 +306,11 @@
       map.family === 4 && map.unit === 256
         ? `${formatAddr(v)}/24`
         : `${formatAddr(v)} – ${formatAddr(last)}`;
-    const alloc = map.alloc[cell] ?? 0;
-    const [, bound, pending, pod, noPod, cooling] = aggregate.get(cell) ?? [cell, 0, 0, 0, 0, 0];
+    const d = details.get(cell);
+    if (d === undefined)
+      return [`<div class="ip">${esc(label)}</div>`, '<div class="k">loading…</div>'];
+    const alloc = d.alloc ?? 0;
+    const [, bound, pending, pod, noPod, cooling] = d.aggregate ?? [cell, 0, 0, 0, 0, 0];
     const held = bound + pending + pod + noPod + cooling;
     return [
       `<div class="ip">${esc(label)}</div>`,
@@ -261,11 +332,32 @@
     return out.join('');
   };
 
+  /** Asks the server for a cell's lease or counts once; shows them when they come. */
+  const wantDetail = cell => {
+    if (details.has(cell) || asked.has(cell)) return;
+    if (map.unit === 1 && !HELD.has(map.cells[cell])) return;
+    asked.add(cell);
+    const forMap = map;
+    fetch(`${api}/cells/${cell}`)
+      .then(res => (res.ok ? res.json() : Promise.reject(new Error(`HTTP ${res.status}`))))
+      .then(d => {
+        if (map !== forMap) return;
+        details.set(cell, d);
+        if (hovered === cell && lastEvent !== null) showTip(cell, lastEvent);
+        if (pinned === cell) showPinned();
+      })
+      .catch(() => undefined)
+      .finally(() => asked.delete(cell));
+  };
+
   const showTip = (cell, ev) => {
+    hovered = cell;
+    lastEvent = ev;
     if (cell < 0) {
       tip.hidden = true;
       return;
     }
+    wantDetail(cell);
     tip.innerHTML = describe(cell);
     tip.hidden = false;
     const pad = 14;
@@ -278,13 +370,18 @@
     tip.style.top = `${Math.max(0, y)}px`;
   };
 
+  const showPinned = () => {
+    detail.innerHTML =
+      pinned < 0
+        ? ''
+        : `<button type="button" class="close" aria-label="close">×</button>${describe(pinned)}`;
+    detail.classList.toggle('open', pinned >= 0);
+  };
+
   const pin = cell => {
     pinned = cell;
-    detail.innerHTML =
-      cell < 0
-        ? ''
-        : `<button type="button" class="close" aria-label="close">×</button>${describe(cell)}`;
-    detail.classList.toggle('open', cell >= 0);
+    if (cell >= 0) wantDetail(cell);
+    showPinned();
     draw();
   };
 
@@ -298,6 +395,7 @@
     showTip(cellAt(t, ev.clientX - r.left, ev.clientY - r.top), ev);
   });
   gridEl.addEventListener('mouseleave', () => {
+    hovered = -1;
     tip.hidden = true;
   });
   gridEl.addEventListener('click', ev => {
@@ -315,8 +413,7 @@
 
   const install = next => {
     map = next;
-    holders = new Map(map.holders.map(r => [r[0], r]));
-    aggregate = new Map(map.aggregate.map(r => [r[0], r]));
+    details = new Map();
     findings = new Map();
     for (const f of map.findings) {
       if (f.cell === undefined || f.cell === null) continue;
@@ -330,8 +427,8 @@
       build();
     }
     draw();
-    if (pinned >= 0)
-      detail.innerHTML = `<button type="button" class="close" aria-label="close">×</button>${describe(pinned)}`;
+    if (pinned >= 0) wantDetail(pinned);
+    showPinned();
   };
 
   let failures = 0;
@@ -381,6 +478,17 @@
     schedule();
   };
 
+  let resizing = 0;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => {
+      if (map !== null && gridEl.clientWidth !== laidOutFor) {
+        build();
+        draw();
+      }
+    }, 150);
+  });
+
   document.addEventListener('visibilitychange', () => {
     if (!document.hidden && Date.now() - lastOk > pollMs) void poll();
   });
@@ -400,8 +508,7 @@
       matches = new Set(r.hits.map(h => h.cell).filter(c => c !== null && c !== undefined));
       url.searchParams.set('q', q);
       const first = r.hits.find(h => h.cell !== undefined && h.cell !== null);
-      if (first !== undefined)
-        blockOf(first.cell)?.scrollIntoView({ block: 'center', behavior: 'smooth' });
+      if (first !== undefined) scrollToCell(first.cell);
     }
     history.replaceState(null, '', url);
     if (map !== null) draw();
@@ -416,7 +523,7 @@
     const tr = ev.target instanceof Element ? ev.target.closest('tr[data-cell]') : null;
     if (tr === null || tr.dataset.cell === '') return;
     const cell = Number(tr.dataset.cell);
-    blockOf(cell)?.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    scrollToCell(cell);
     pin(cell);
   });
 
