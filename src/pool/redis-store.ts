@@ -528,12 +528,13 @@ export class RedisLeaseStore implements LeaseStore {
     if (hash === null || hash === undefined) throw new PoolRecoveringError(pool.name);
     const layout = this.#layoutFromMeta(pool, meta);
     const ipAt = (index: number): string => indexToIp(layout, index) ?? `?index ${index}`;
-    const leases: SnapshotLease[] = Object.entries(all as unknown as Record<string, string>)
-      .map(([id, json]) => {
-        const r = JSON.parse(json) as StoredRecord;
-        return { ...fromStored(pool, layout, id, r), index: r.i };
-      })
-      .sort((a, b) => a.index - b.index);
+    const records = all as unknown as Record<string, string>;
+    const leases: SnapshotLease[] = [];
+    for (const id in records) {
+      const r = JSON.parse(records[id] ?? '{}') as StoredRecord;
+      leases.push(Object.assign(fromStored(pool, layout, id, r), { index: r.i }));
+    }
+    leases.sort((a, b) => a.index - b.index);
     const holders = byip as unknown as Record<string, string>;
     const reservations: SnapshotReservation[] = Object.entries(
       sticky as unknown as Record<string, string>,

@@ -203,7 +203,7 @@ const renderLegend = (map: PoolMap): string => {
 const renderSearch = (pool: Pool, result: SearchResult | undefined): string => {
   const q = result?.query ?? '';
   const form = `<form class="search" id="search" action="${poolHref(pool.name)}" method="get" role="search">
-<input type="search" name="q" value="${escapeHtml(q)}" placeholder="address, pod, namespace, lease id or sticky key" aria-label="search">
+<input type="search" name="q" value="${escapeHtml(q)}" placeholder="address, pod, namespace, lease id or sticky key" size="44" aria-label="search">
 <button type="submit">Find</button></form>`;
   return form;
 };

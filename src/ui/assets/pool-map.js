@@ -276,8 +276,13 @@
     if (created > 0)
       out.push(line('age', `${ago(map.at - created)} (leased ${new Date(created).toISOString()})`));
     if (bound > 0) out.push(line('bound', `${ago(map.at - bound)} ago`));
-    if (expires > 0 && code === 'p')
-      out.push(line('expires', `in ${ago(expires - map.at)} unless its pod appears`));
+    if (expires > 0 && code === 'p') {
+      out.push(
+        expires > map.at
+          ? line('expires', `in ${ago(expires - map.at)} unless its pod appears`)
+          : line('expired', `${ago(map.at - expires)} ago: released once no pod carries it`),
+      );
+    }
     if (released > 0) {
       out.push(line('released', `${ago(map.at - released)} ago`));
       out.push(line('free again', `in ${ago(released + map.reuseCooldownMs - map.at)}`));
