@@ -41,6 +41,8 @@ export interface UiDeps {
 
 export const UI_CACHE_MS = 1_000;
 export const UI_STALE_MS = 10_000;
+/** How long a stale answer waits before the read that replaces it starts. */
+const REFRESH_DELAY_MS = 300;
 export const UI_POLL_MS = 5_000;
 
 const asset = (file: string): Buffer => readFileSync(new URL(`./assets/${file}`, import.meta.url));
@@ -81,8 +83,8 @@ const errText = (err: unknown): string => (err instanceof Error ? err.message : 
 
 /**
  * Each pool's latest view. Fresher than `cacheMs`: shared as it is. Older, up to `staleMs`:
- * answered at once while one read of the store replaces it (so a viewer never waits for the
- * store twice in a row). Older still, or none: the request waits for the read.
+ * answered at once, and one read of the store replaces it a moment later (so a viewer never
+ * waits for the store twice in a row). Older still, or none: the request waits for the read.
  */
 class Views {
   readonly #deps: UiDeps;
@@ -90,6 +92,7 @@ class Views {
   readonly #staleMs: number;
   readonly #latest = new Map<string, View>();
   readonly #loading = new Map<string, Promise<View>>();
+  readonly #scheduled = new Set<string>();
 
   constructor(deps: UiDeps) {
     this.#deps = deps;
@@ -101,12 +104,24 @@ class Views {
     const latest = this.#latest.get(pool.name);
     const age = latest === undefined ? Infinity : Date.now() - latest.at;
     if (latest !== undefined && age < this.#cacheMs) return Promise.resolve(latest);
-    const next = this.#refresh(pool);
     if (latest !== undefined && age < this.#staleMs) {
-      next.catch(() => undefined); // the next request tries again
+      this.#refreshSoon(pool);
       return Promise.resolve(latest);
     }
-    return next;
+    return this.#refresh(pool);
+  }
+
+  /**
+   * A read a moment later: parsing a big pool's snapshot keeps the event loop busy, and the
+   * requests of the page being loaded (its map JSON right after the HTML) come first.
+   */
+  #refreshSoon(pool: Pool): void {
+    if (this.#loading.has(pool.name) || this.#scheduled.has(pool.name)) return;
+    this.#scheduled.add(pool.name);
+    setTimeout(() => {
+      this.#scheduled.delete(pool.name);
+      this.#refresh(pool).catch(() => undefined); // the next request tries again
+    }, REFRESH_DELAY_MS).unref();
   }
 
   #refresh(pool: Pool): Promise<View> {
