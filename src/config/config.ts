@@ -114,6 +114,8 @@ export interface ServeConfig {
   /** After SIGTERM: unready but still serving, so the API server moves to other replicas. */
   readonly shutdownDelayMs: number;
   readonly statsCacheMs: number;
+  /** `--ui-listen`: the read-only pool map (plain HTTP); undefined: off (the default). */
+  readonly uiListen: HostPort | undefined;
   readonly keepAliveTimeoutMs: number;
   readonly headersTimeoutMs: number;
 }
@@ -227,6 +229,9 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   ),
   'shutdown-grace': valueFlag('how long SIGTERM waits for requests in flight, e.g. 10s'),
   'stats-cache': valueFlag('how long pool gauges are cached between scrapes, e.g. 5s'),
+  'ui-listen': valueFlag(
+    'plain HTTP for the read-only pool map: a port (on 127.0.0.1) or host:port (default off)',
+  ),
 };
 
 const COMMAND_FLAGS: Readonly<Record<CommandName, Readonly<Record<string, FlagSpec>>>> = {
@@ -379,6 +384,17 @@ const loadStore = (look: Lookup, env: Env): StoreConfig => {
   return { kind, redisUrl: kind === 'redis' ? redisUrl : undefined, timeoutMs };
 };
 
+/**
+ * `--ui-listen`: `off`, a bare port (on 127.0.0.1: reach it with `kubectl port-forward`), or
+ * `host:port` as for the other listeners. `{ off: true }` for off, undefined when malformed.
+ */
+const parseUiListen = (s: string): HostPort | { off: true } | undefined => {
+  const t = s.trim();
+  if (t === 'off' || t === 'false') return { off: true };
+  if (/^\d{1,5}$/.test(t)) return parseHostPort(`127.0.0.1:${t}`);
+  return parseHostPort(t);
+};
+
 const usernameList = (s: string): readonly string[] | undefined => {
   const names = s.split(',').map(n => n.trim());
   return names.some(n => n === '') ? undefined : names;
@@ -391,6 +407,16 @@ const loadReuseCooldown = (look: Lookup): number =>
     parseDuration,
     'a duration such as 60s, or 0',
   );
+
+const uiListenOf = (look: Lookup): HostPort | undefined => {
+  const v = look.parsed<HostPort | { off: true }>(
+    'ui-listen',
+    { off: true },
+    parseUiListen,
+    'off, a port (on 127.0.0.1) or host:port, e.g. 8081 or 127.0.0.1:8081',
+  );
+  return 'off' in v ? undefined : v;
+};
 
 const loadServe = (
   look: Lookup,
@@ -460,6 +486,7 @@ const loadServe = (
       'a duration such as 5s, or 0',
     ),
     statsCacheMs: duration('stats-cache', DEFAULTS.statsCacheMs),
+    uiListen: uiListenOf(look),
     keepAliveTimeoutMs: DEFAULTS.keepAliveTimeoutMs,
     headersTimeoutMs: DEFAULTS.headersTimeoutMs,
   };

@@ -19,6 +19,7 @@ import { Informer, type Slim } from '../k8s/informer.js';
 import type { Logger } from '../log/logger.js';
 import { LeaseConflictError, LeaseNotFoundError } from '../pool/errors.js';
 import type { Pool, PoolSet } from '../pool/pools-file.js';
+import { toReportJson } from '../pool/report.js';
 import type { LeaseRecord, LeaseStore, RetentionPolicy } from '../pool/store.js';
 import { audit, type Finding } from './audit.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -605,6 +606,7 @@ export class Controller {
         });
       }
       findings.push(...found);
+      await this.saveReport(pool, found);
     }
     this.lastReport = { at: Date.now(), findings };
     this.d.metrics.reconcileSeconds((Date.now() - started) / 1000);
@@ -612,6 +614,13 @@ export class Controller {
       { findings: findings.length, ms: Date.now() - started, pods: live.size },
       'reconcile done',
     );
+  }
+
+  /** Keeps the pool's findings in the store, where every replica's pool map reads them. */
+  private async saveReport(pool: Pool, found: readonly Finding[]): Promise<void> {
+    await this.d.store.saveReport(pool, toReportJson(Date.now(), found)).catch((err: unknown) => {
+      this.d.log.warn({ err, pool: pool.name }, `reconcile report not saved: ${errText(err)}`);
+    });
   }
 
   private async repair(pool: Pool, f: Finding): Promise<void> {

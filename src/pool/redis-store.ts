@@ -34,8 +34,12 @@ import type {
   EnsureResult,
   LeaseRecord,
   CooldownOptions,
+  CoolingAddress,
   LeaseStore,
+  PoolSnapshot,
   PoolStats,
+  SnapshotLease,
+  SnapshotReservation,
   ReleaseOptions,
   ReleaseResult,
   Reservation,
@@ -150,6 +154,22 @@ const allocateArgs = (
   rec.c,
   cooldownOf(req.reuseCooldownMs),
 ];
+
+/** A ZRANGE … WITHSCORES reply, as node-redis transforms it (or the raw flat list). */
+const toScored = (reply: unknown): { value: string; score: number }[] => {
+  const list = Array.isArray(reply) ? (reply as unknown[]) : [];
+  if (list.every(e => typeof e === 'object' && e !== null && 'score' in e)) {
+    return (list as { value: unknown; score: unknown }[]).map(e => ({
+      value: str(e.value),
+      score: num(e.score),
+    }));
+  }
+  const out: { value: string; score: number }[] = [];
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    out.push({ value: str(list[i]), score: num(list[i + 1]) });
+  }
+  return out;
+};
 
 /** A cooldown as the scripts take it: whole ms, 0 for none. */
 const cooldownOf = (ms: number | undefined): number =>
@@ -482,6 +502,91 @@ export class RedisLeaseStore implements LeaseStore {
       cooling: c,
       free: (size ?? 0) - leased - c,
     };
+  }
+
+  /**
+   * One MULTI (one round trip, one consistent view): meta, the leases, sticky and byip hashes,
+   * and the released addresses scored after `now - reuseCooldownMs`.
+   */
+  async snapshot(pool: Pool, options: CooldownOptions = {}): Promise<PoolSnapshot> {
+    const keys = this.#poolKeys(pool);
+    const cooldown = cooldownOf(options.reuseCooldownMs);
+    const now = options.now ?? Date.now();
+    const [meta, all, sticky, byip, released] = await this.#do(() =>
+      this.#client
+        .multi()
+        .hmGet(keys.meta, ['layout', 'segments', 'size', 'held', 'epoch'])
+        .hGetAll(keys.leases)
+        .hGetAll(keys.sticky)
+        .hGetAll(keys.byip)
+        .zRangeWithScores(keys.released, cooldown > 0 ? `(${now - cooldown}` : '+inf', '+inf', {
+          BY: 'SCORE',
+        })
+        .exec(),
+    );
+    const [hash, , size, held, epoch] = meta as unknown as (string | null)[];
+    if (hash === null || hash === undefined) throw new PoolRecoveringError(pool.name);
+    const layout = this.#layoutFromMeta(pool, meta);
+    const ipAt = (index: number): string => indexToIp(layout, index) ?? `?index ${index}`;
+    const records = all as unknown as Record<string, string>;
+    const leases: SnapshotLease[] = [];
+    for (const id in records) {
+      const r = JSON.parse(records[id] ?? '{}') as StoredRecord;
+      leases.push(Object.assign(fromStored(pool, layout, id, r), { index: r.i }));
+    }
+    leases.sort((a, b) => a.index - b.index);
+    const holders = byip as unknown as Record<string, string>;
+    const reservations: SnapshotReservation[] = Object.entries(
+      sticky as unknown as Record<string, string>,
+    )
+      .map(([key, index]) => ({
+        pool: pool.name,
+        key,
+        ip: ipAt(Number(index)),
+        leaseId: holders[index],
+        index: Number(index),
+      }))
+      .sort((a, b) => a.index - b.index);
+    const cooling: CoolingAddress[] =
+      cooldown > 0
+        ? toScored(released).map(({ value, score }) => ({
+            ip: ipAt(Number(value)),
+            index: Number(value),
+            releasedAt: score,
+          }))
+        : [];
+    const pending = leases.filter(l => l.state === 'pending').length;
+    const total = Number(size ?? 0);
+    const leased = Number(held ?? 0);
+    return {
+      pool: pool.name,
+      layoutHash: hash,
+      epoch: epoch ?? undefined,
+      at: now,
+      reuseCooldownMs: cooldown,
+      stats: {
+        pool: pool.name,
+        size: total,
+        leased,
+        pending,
+        bound: leases.length - pending,
+        reserved: reservations.length,
+        cooling: cooling.length,
+        free: total - leased - cooling.length,
+      },
+      leases,
+      reservations,
+      cooling,
+    };
+  }
+
+  async saveReport(pool: Pool, json: string): Promise<void> {
+    await this.#do(() => this.#client.set(this.#poolKeys(pool).report, json));
+  }
+
+  async report(pool: Pool): Promise<string | undefined> {
+    const v = await this.#do(() => this.#client.get(this.#poolKeys(pool).report));
+    return v ?? undefined;
   }
 
   async restore(req: RestoreRequest): Promise<LeaseRecord> {

@@ -185,6 +185,47 @@ export interface RestoreRequest {
   readonly now?: number | undefined;
 }
 
+/** A lease in a snapshot: the record, and its index in the layout `PoolSnapshot.layoutHash` names. */
+export interface SnapshotLease extends LeaseRecord {
+  readonly index: number;
+}
+
+/** A reservation in a snapshot, with its index (as `SnapshotLease.index`). */
+export interface SnapshotReservation extends Reservation {
+  readonly index: number;
+}
+
+/** An address released less than the reuse cooldown ago. */
+export interface CoolingAddress {
+  readonly ip: string;
+  readonly index: number;
+  /** When it was released (ms): the `released` zset's score. */
+  readonly releasedAt: number;
+}
+
+/**
+ * A pool's whole address state read in one pass (one MULTI in Redis): what the pool map draws.
+ * Every list is sorted: leases and reservations by index, cooling addresses oldest first.
+ */
+export interface PoolSnapshot {
+  readonly pool: string;
+  /**
+   * The hash of the layout the indexes refer to: the stored one, which is the caller's
+   * `pool.layout.hash` unless the replicas run different pools files.
+   */
+  readonly layoutHash: string;
+  /** Undefined while the pool waits for a rebuild (allocation refused). */
+  readonly epoch: string | undefined;
+  /** The time `cooling` (and `stats.cooling`) is measured at. */
+  readonly at: number;
+  readonly reuseCooldownMs: number;
+  /** The same counts `stats` gives, from the same read. */
+  readonly stats: PoolStats;
+  readonly leases: readonly SnapshotLease[];
+  readonly reservations: readonly SnapshotReservation[];
+  readonly cooling: readonly CoolingAddress[];
+}
+
 export interface LeaseStore {
   readonly kind: 'memory' | 'redis';
   /** Creates or checks the pool's state; lays it out again when the pools file changed. */
@@ -213,6 +254,18 @@ export interface LeaseStore {
   reservations(pool: Pool): Promise<Reservation[]>;
   /** Counts; `cooling` (and so `free`) as of `options.now` under `options.reuseCooldownMs`. */
   stats(pool: Pool, options?: CooldownOptions): Promise<PoolStats>;
+  /**
+   * Leases, reservations and cooling addresses of the pool in one consistent read (the pool
+   * map). Throws PoolRecoveringError when the pool has no state at all.
+   */
+  snapshot(pool: Pool, options?: CooldownOptions): Promise<PoolSnapshot>;
+  /**
+   * Keeps the last reconcile's report of the pool (JSON, see report.ts), replacing the one
+   * before. Kept apart from the address state, like the policies.
+   */
+  saveReport(pool: Pool, json: string): Promise<void>;
+  /** The report `saveReport` kept last, or undefined. */
+  report(pool: Pool): Promise<string | undefined>;
   /** Inserts a bound lease taken from a pod's annotations (rebuild). */
   restore(request: RestoreRequest): Promise<LeaseRecord>;
   /** The pool's epoch, or undefined when the pool is fresh or was wiped. */

@@ -7,6 +7,7 @@ import { kubeEvents } from '../../../src/k8s/events.js';
 import { LeaderElector } from '../../../src/k8s/leader.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { MemoryLeaseStore } from '../../../src/pool/memory-store.js';
+import { parseReport } from '../../../src/pool/report.js';
 import { toPoolSet, type Pool } from '../../../src/pool/pools-file.js';
 import { FakeApi, type FakePod } from './fake-api.js';
 
@@ -275,6 +276,7 @@ describe('Controller', () => {
   it('reconcile releases a bound lease whose pod is gone (deleted while no controller ran), after a GET confirms it', async () => {
     const a = { lease: { id: '01QVIET000000000000000000A' } };
     const store = await boundStore(a.lease.id, 'quiet', 'u3');
+    const ip = (await store.get(pool, a.lease.id))?.ip;
     // Another pod of the same name now: the lease's pod (uid u3) is still gone.
     const api = new FakeApi();
     api.upsertPod({ uid: 'u3-successor', namespace: 'ns', name: 'quiet' });
@@ -286,6 +288,14 @@ describe('Controller', () => {
     expect(await h.registry.getSingleMetricAsString('podlease_leases_leaked_total')).toMatch(
       / 1$/m,
     );
+    // The findings are kept in the store, for every replica's pool map.
+    const report = await until('report saved', async () => parseReport(await store.report(pool)));
+    expect(report).toMatchObject({ total: 1, counts: { leaked: 1 } });
+    expect(report.findings[0]).toMatchObject({
+      kind: 'leaked',
+      ip,
+      leaseId: a.lease.id,
+    });
   });
 
   it('does not release a bound lease when the GET finds its pod after all', async () => {
