@@ -206,7 +206,10 @@ export class Controller {
       await sleep(100);
     }
     log.info('controller active: checking pools, then reconciling');
-    await this.checkEpochs(term);
+    // A store down now is retried by the periodic check below: the timers must be set up.
+    await this.checkEpochs(term).catch((err: unknown) => {
+      log.error({ err }, 'checking the pools failed; checking again shortly');
+    });
     for (const uid of this.pods.items.keys()) this.enqueue(uid);
     for (const uid of this.tombstones.keys()) this.enqueue(uid);
     for (const uid of this.finished.items.keys()) this.enqueue(uid);

@@ -9,7 +9,7 @@ import { DEFAULTS } from '../../../src/config/config.js';
 import { Controller, type ControllerOptions } from '../../../src/controller/controller.js';
 import { createControllerMetrics } from '../../../src/controller/metrics.js';
 import { kubeEvents } from '../../../src/k8s/events.js';
-import { silentLogger } from '../../../src/log/logger.js';
+import { createLogger, silentLogger } from '../../../src/log/logger.js';
 import type { Pool, PoolSet } from '../../../src/pool/pools-file.js';
 import type { LeaseStore } from '../../../src/pool/store.js';
 import { handleMutate, type WebhookDeps } from '../../../src/webhook/handlers.js';
@@ -182,7 +182,10 @@ export const startController = async (
 ): Promise<RunningController> => {
   const registry = new Registry();
   const client = api.client();
-  const log = silentLogger();
+  const log =
+    process.env.PODLEASE_HA_LOG === undefined
+      ? silentLogger()
+      : createLogger({ level: process.env.PODLEASE_HA_LOG as 'warn' });
   const controller = new Controller({
     store,
     pools,
