@@ -137,7 +137,7 @@ export class Admissions {
   }
 }
 
-/** A store whose successful `markReconciled` calls are timed. */
+/** A store whose successful `markReconciled` calls are timed (when each was sent). */
 export const timedConfirmations = (
   store: LeaseStore,
 ): { store: LeaseStore; confirmedAt: number[] } => {
@@ -146,8 +146,10 @@ export const timedConfirmations = (
     get(target, key) {
       if (key === 'markReconciled') {
         return async (pool: Pool, history: string): Promise<boolean> => {
+          // The time the call is sent: the store cannot have confirmed before it.
+          const sent = Date.now();
           const ok = await target.markReconciled(pool, history);
-          if (ok) confirmedAt.push(Date.now());
+          if (ok) confirmedAt.push(sent);
           return ok;
         };
       }

@@ -87,7 +87,12 @@ describe.skipIf(skip !== '')(
       expect(r.restored).toBe(0);
       expect(r.load.deniedWith('is reconciling')).toBeGreaterThan(0);
       expect(r.confirmedAt.length).toBeGreaterThan(0);
-      expect(r.load.allowedBetween(r.killedAt + 100, r.confirmedAt[0]!)).toEqual([]);
+      expect(
+        r.load
+          .allowedBetween(r.killedAt + 100, r.confirmedAt[0]!)
+          .map(a => `${a.name} at kill+${a.at - r.killedAt} ms`),
+        `confirmed at kill+${r.confirmedAt.map(c => c - r.killedAt).join(',')} ms`,
+      ).toEqual([]);
       expect(r.duplicates).toEqual([]);
       expect(r.missing).toEqual([]);
     }, 45_000);
