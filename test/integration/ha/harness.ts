@@ -55,6 +55,7 @@ export interface Admitted {
   readonly at: number;
   readonly uid: string;
   readonly name: string;
+  readonly pool: string;
   readonly leaseId: string;
   readonly ip: string;
 }
@@ -75,12 +76,20 @@ export class Admissions {
   readonly #replicas: readonly WebhookDeps[];
   readonly #api: FakeApi;
   readonly #tag: string;
+  readonly #annotate: (n: number) => Record<string, string> | null;
   #n = 0;
 
-  constructor(replicas: readonly WebhookDeps[], api: FakeApi, tag: string) {
+  /** `annotate`: the pod's own annotations for admission `n` (e.g. `podlease.io/pool`). */
+  constructor(
+    replicas: readonly WebhookDeps[],
+    api: FakeApi,
+    tag: string,
+    annotate: (n: number) => Record<string, string> | null = () => null,
+  ) {
     this.#replicas = replicas;
     this.#api = api;
     this.#tag = tag;
+    this.#annotate = annotate;
   }
 
   async one(): Promise<boolean> {
@@ -88,7 +97,7 @@ export class Admissions {
     const uid = `${this.#tag}-${n}`;
     const deps = this.#replicas[n % this.#replicas.length]!;
     const { review } = await handleMutate(
-      reviewWith('create-pod-deployment', { uid, annotations: null }),
+      reviewWith('create-pod-deployment', { uid, annotations: this.#annotate(n) }),
       { apiTimeoutMs: 10_000 },
       deps,
     );
@@ -110,6 +119,7 @@ export class Admissions {
       at: Date.now(),
       uid,
       name,
+      pool: lease.slice(0, lease.indexOf('/')),
       leaseId: lease.slice(lease.indexOf('/') + 1),
       ip: annotations['podlease.io/ip'] ?? '',
     });
@@ -238,6 +248,6 @@ export const missingLeases = async (
 ): Promise<string[]> => {
   const byId = new Map((await store.leases(pool)).map(l => [l.id, l.ip]));
   return allowed
-    .filter(a => byId.get(a.leaseId) !== a.ip)
+    .filter(a => a.pool === pool.name && byId.get(a.leaseId) !== a.ip)
     .map(a => `${a.name} ${a.leaseId} ${a.ip} (store: ${byId.get(a.leaseId) ?? 'none'})`);
 };
