@@ -14,8 +14,14 @@
  *
  * Either way every allowed pod ends up with a distinct address and its lease in the store.
  */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createClient } from 'redis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { PODLEASE_BIN } from '../../../scripts/lib/podlease-serve.mjs';
 import {
   killNode,
   redisSentinelInstalled,
@@ -25,6 +31,7 @@ import {
 import { toPoolSet } from '../../../src/pool/pools-file.js';
 import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
 import { FakeApi } from '../../unit/controller/fake-api.js';
+import { ensureBuilt } from '../webhook/serve-process.js';
 import {
   Admissions,
   duplicateAddresses,
@@ -43,8 +50,16 @@ const missing = redisSentinelInstalled()
 if (missing !== '' && requireAll) throw new Error(`PODLEASE_REQUIRE_ALL=1: ${missing}`);
 if (missing !== '') console.warn(`\n*** SKIPPING the Sentinel fault tests: ${missing} ***\n`);
 
-const pools = toPoolSet({ pools: [{ name: 'ha', cidr: '10.120.0.0/20', default: true }] });
+const run = promisify(execFile);
+const POOLS = { pools: [{ name: 'ha', cidr: '10.120.0.0/20', default: true }] };
+const pools = toPoolSet(POOLS);
 const pool = pools.pools.get('ha')!;
+const dir = mkdtempSync(join(tmpdir(), 'podlease-sentinel-test-'));
+const poolsFile = join(dir, 'pools.json');
+writeFileSync(poolsFile, JSON.stringify(POOLS));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
 interface Run {
   readonly load: Admissions;
@@ -65,6 +80,7 @@ describe.skipIf(missing !== '')(
     });
 
     const failover = async (minReplicas: number): Promise<Run> => {
+      ensureBuilt();
       const set: SentinelSet = await startSentinelSet({ replicas: 2, sentinels: 3 });
       cleanup.push(() => set.stop());
       const topology = {
@@ -79,7 +95,22 @@ describe.skipIf(missing !== '')(
       );
       const control = await RedisLeaseStore.connect({ topology, commandTimeoutMs: 3_000 });
       cleanup.push(() => Promise.all([...replicas, control].map(s => s.close())).then());
-      await control.ensurePool(pool, { initialize: true });
+      // The pool is made ready by the podlease executable, from the Sentinel flags.
+      const sentinels = set.sentinelNodes.map(n => `${n.host}:${n.port}`).join(',');
+      const init = await run(process.execPath, [
+        PODLEASE_BIN,
+        'pools',
+        'init',
+        '--pools',
+        poolsFile,
+        '--redis-sentinels',
+        sentinels,
+        '--redis-sentinel-master',
+        set.masterName,
+        '-o',
+        'json',
+      ]);
+      expect(JSON.parse(init.stdout)).toEqual([{ pool: 'ha', result: 'initialised' }]);
       const api = new FakeApi();
       const timed = timedConfirmations(control);
       const ctl = await startController(timed.store, pools, api);
