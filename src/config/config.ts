@@ -175,7 +175,7 @@ export interface ConfigIo {
 /** Flags every command takes: where the store and the pools are, and how to print. */
 export const GLOBAL_FLAGS: Readonly<Record<string, FlagSpec>> = {
   store: valueFlag(
-    'lease store: redis | memory (default: redis when REDIS_URL is set, else memory)',
+    'lease store: redis | memory (default: redis when REDIS_URL, --redis-sentinels or --redis-cluster is set, else memory)',
   ),
   pools: valueFlag('pools file, YAML or JSON (default: built-in dev pool 10.244.0.0/16)'),
   'store-timeout': valueFlag('longest wait for one store call, e.g. 2s'),

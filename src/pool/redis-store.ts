@@ -1,7 +1,10 @@
 /**
  * Redis lease store: every mutation is one Lua script (src/pool/lua), every key of a pool sits
  * under the pool's hash tag. Statuses returned by the scripts are mapped to typed errors here and
- * nowhere else; connection failures become StoreUnavailableError (retryable).
+ * nowhere else; connection failures become StoreUnavailableError (retryable). One server, a
+ * Sentinel-monitored primary or a Cluster (redis-connection.ts); with `minReplicas` a write that
+ * hands out an address is followed by WAIT; allocation holds back on a replication history the
+ * pool was not reconciled on (allocate-8.lua, history-1.lua; docs/redis.md).
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorReply } from 'redis';
