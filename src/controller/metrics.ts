@@ -60,7 +60,7 @@ export const createControllerMetrics = (registry: Registry): ControllerMetrics =
     ...reg,
   });
   const histories = new Counter({
-    name: 'podlease_pool_history_reconciled_total',
+    name: 'podlease_history_reconciled_total',
     help: "Pools reconciled on their store's new history (a Redis failover or restart) before allocation resumed",
     labelNames: ['pool'],
     ...reg,
