@@ -4,7 +4,7 @@
 // of redis-server --cluster-enabled processes joined by `redis-cli --cluster create`. Every wait
 // is bounded. Types for TypeScript: redis-ha.d.mts.
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -153,11 +153,11 @@ export const startSentinelSet = async ({
   try {
     const primaryPort = await freePort();
     const dir = join(root, 'n0');
-    spawnSync('mkdir', ['-p', dir]);
+    mkdirSync(dir, { recursive: true });
     nodes.push(await spawnRedis(primaryPort, dir, args));
     for (let i = 1; i <= replicas; i++) {
       const d = join(root, `n${i}`);
-      spawnSync('mkdir', ['-p', d]);
+      mkdirSync(d, { recursive: true });
       const port = await freePort();
       nodes.push(
         await spawnRedis(port, d, [...args, '--replicaof', '127.0.0.1', String(primaryPort)]),
@@ -263,7 +263,7 @@ export const startRedisCluster = async ({ masters = 3, replicasPerMaster = 1, ar
     const count = masters * (1 + replicasPerMaster);
     for (let i = 0; i < count; i++) {
       const dir = join(root, `n${i}`);
-      spawnSync('mkdir', ['-p', dir]);
+      mkdirSync(dir, { recursive: true });
       const port = await freeClusterPort();
       nodes.push(
         await spawnRedis(port, dir, [
