@@ -24,6 +24,7 @@ import {
   type FlagSpec,
 } from './flags.js';
 import { parseDuration, parseHostPort, parseSize, type HostPort } from './parse.js';
+import { loadRedis, REDIS_FLAGS, redisFlagsGiven, type RedisConfig } from './redis.js';
 
 export const DEFAULTS = {
   listen: '0.0.0.0:9443',
@@ -59,6 +60,8 @@ export type ControllerMode = 'auto' | 'on' | 'off';
 export interface StoreConfig {
   readonly kind: 'memory' | 'redis';
   readonly redisUrl: string | undefined;
+  /** Where Redis is and how to reach it (docs/redis.md); set when `kind` is redis. */
+  readonly redis?: RedisConfig | undefined;
   /** Longest wait for one store call before answering "store unavailable". */
   readonly timeoutMs: number;
 }
@@ -174,17 +177,14 @@ export interface ConfigIo {
 /** Flags every command takes: where the store and the pools are, and how to print. */
 export const GLOBAL_FLAGS: Readonly<Record<string, FlagSpec>> = {
   store: valueFlag(
-    'lease store: redis | memory (default: redis when REDIS_URL is set, else memory)',
+    'lease store: redis | memory (default: redis when REDIS_URL, --redis-sentinels or --redis-cluster is set, else memory)',
   ),
   pools: valueFlag('pools file, YAML or JSON (default: built-in dev pool 10.244.0.0/16)'),
   'store-timeout': valueFlag('longest wait for one store call, e.g. 2s'),
   output: { ...valueFlag('table | json'), short: 'o' },
   'log-level': valueFlag(`log level: ${LOG_LEVELS.join(' | ')}`),
   kubeconfig: valueFlag('kubeconfig file (also KUBECONFIG); in a pod the service account is used'),
-  'redis-sentinels': valueFlag('Redis Sentinel addresses (later issue)'),
-  'redis-sentinel-master': valueFlag('Redis Sentinel master name (later issue)'),
-  'redis-cluster': valueFlag('Redis Cluster seed addresses (later issue)'),
-  'redis-min-replicas': valueFlag('minimum replicas acknowledging a write (later issue)'),
+  ...REDIS_FLAGS,
   'reuse-cooldown': valueFlag(
     'how long a released address rests before it is leased again, e.g. 60s (0: none)',
   ),
@@ -348,40 +348,58 @@ const positiveDuration = (s: string): number | undefined => {
   return ms !== undefined && ms > 0 ? ms : undefined;
 };
 
-const loadStore = (look: Lookup, env: Env): StoreConfig => {
-  const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
-  const kind = look.oneOf<'memory' | 'redis'>(
-    'store',
-    ['memory', 'redis'],
-    redisUrl === undefined ? 'memory' : 'redis',
-  );
-  if (kind === 'redis' && redisUrl === undefined) {
+/** What is wrong with the store's kind and the Redis it names. */
+const storeIssues = (
+  look: Lookup,
+  kind: 'memory' | 'redis',
+  named: boolean,
+  redisUrl: string | undefined,
+): void => {
+  if (kind === 'redis' && !named) {
     look.issues.push(
-      `${look.origin('store')} redis: set REDIS_URL, e.g. REDIS_URL=redis://127.0.0.1:6379`,
+      `${look.origin('store')} redis: set REDIS_URL, e.g. REDIS_URL=redis://127.0.0.1:6379, ` +
+        'or --redis-sentinels with --redis-sentinel-master, or --redis-cluster',
     );
   }
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     look.issues.push(`REDIS_URL: "${redisUrl}" is not a redis:// or rediss:// URL`);
   }
-  for (const later of [
-    'redis-sentinels',
-    'redis-sentinel-master',
-    'redis-cluster',
-    'redis-min-replicas',
-  ]) {
-    if (look.raw(later) !== undefined) {
-      look.issues.push(
-        `${look.origin(later)}: Redis high availability is not implemented yet (a later issue)`,
-      );
-    }
+  const given = redisFlagsGiven(look).map(f => look.origin(f));
+  if (kind === 'memory' && given.length > 0) {
+    look.issues.push(
+      named
+        ? `${given.join(', ')}: Redis flags with --store memory`
+        : `${given.join(', ')}: no Redis is named (REDIS_URL, --redis-sentinels or --redis-cluster)`,
+    );
   }
+};
+
+const loadStore = (look: Lookup, env: Env, io: ConfigIo): StoreConfig => {
+  const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
+  const redis = loadRedis(look, redisUrl, io.readFile);
+  const named =
+    redisUrl !== undefined ||
+    ['redis-sentinels', 'redis-sentinel-master', 'redis-cluster'].some(
+      f => look.raw(f) !== undefined,
+    );
+  const kind = look.oneOf<'memory' | 'redis'>(
+    'store',
+    ['memory', 'redis'],
+    named ? 'redis' : 'memory',
+  );
+  storeIssues(look, kind, named, redisUrl);
   const timeoutMs = look.parsed(
     'store-timeout',
     DEFAULTS.storeTimeoutMs,
     positiveDuration,
     'a duration such as 2s or 500ms',
   );
-  return { kind, redisUrl: kind === 'redis' ? redisUrl : undefined, timeoutMs };
+  return {
+    kind,
+    redisUrl: kind === 'redis' ? redisUrl : undefined,
+    redis: kind === 'redis' ? redis : undefined,
+    timeoutMs,
+  };
 };
 
 /**
@@ -628,7 +646,7 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
   if (line.command !== 'help' && extra.length > 0) {
     issues.push(`unexpected argument(s): ${extra.join(' ')}`);
   }
-  const store = loadStore(look, env);
+  const store = loadStore(look, env, io);
   const loaded = loadPools(look, io);
   const command = loadCommand(line, look, loaded?.pools);
   const output = look.oneOf<OutputFormat>('output', ['table', 'json'], 'table');

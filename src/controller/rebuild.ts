@@ -80,7 +80,9 @@ export const restoreLeases = async (
 export const rebuildPool = async (o: RebuildOptions): Promise<RebuildResult> => {
   if (o.only !== undefined) return { ...(await restoreLeases(o)), alreadyReady: false };
   const state = await o.store.ensurePool(o.pool, { initialize: true, withoutEpoch: true });
-  if (state !== 'uninitialised') {
+  // 'created' without an epoch: a pool that had no state at all (a restarted Redis without
+  // persistence) is created empty, and waits for its leases like one that lost only its epoch.
+  if (state !== 'uninitialised' && (await o.store.epoch(o.pool)) !== undefined) {
     return { restored: 0, conflicts: 0, present: 0, alreadyReady: true };
   }
   const counts = await restoreLeases(o);

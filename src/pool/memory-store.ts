@@ -40,6 +40,7 @@ import type {
   RestoreRequest,
   RetentionPolicy,
   UnreserveResult,
+  StoreHistory,
 } from './store.js';
 
 interface Rec {
@@ -206,6 +207,7 @@ export class MemoryLeaseStore implements LeaseStore {
   readonly #policies = new Map<string, Map<string, RetentionPolicy>>();
   /** The last reconcile report by pool: apart from the address state, as in Redis. */
   readonly #reports = new Map<string, string>();
+  readonly #history = randomUUID();
 
   ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
     return run(() => this.#ensure(pool, options));
@@ -491,6 +493,21 @@ export class MemoryLeaseStore implements LeaseStore {
       const st = this.#state(pool);
       st.epoch ??= randomUUID();
       return st.epoch;
+    });
+  }
+
+  /** This process is the memory store's one history: it never fails over, and a restart starts empty. */
+  history(pool: Pool): Promise<StoreHistory> {
+    return run(() => {
+      this.#state(pool);
+      return { current: this.#history, reconciledOn: this.#history };
+    });
+  }
+
+  markReconciled(pool: Pool, history: string): Promise<boolean> {
+    return run(() => {
+      this.#state(pool);
+      return history === this.#history;
     });
   }
 

@@ -1,10 +1,13 @@
 /**
  * Redis lease store: every mutation is one Lua script (src/pool/lua), every key of a pool sits
  * under the pool's hash tag. Statuses returned by the scripts are mapped to typed errors here and
- * nowhere else; connection failures become StoreUnavailableError (retryable).
+ * nowhere else; connection failures become StoreUnavailableError (retryable). One server, a
+ * Sentinel-monitored primary or a Cluster (redis-connection.ts); with `minReplicas` a write that
+ * hands out an address is followed by WAIT; allocation holds back on a replication history the
+ * pool was not reconciled on (allocate-8.lua, history-1.lua; docs/redis.md).
  */
 import { randomUUID } from 'node:crypto';
-import { createClient, ErrorReply } from 'redis';
+import { ErrorReply } from 'redis';
 import { indexOf, ipOf } from './addressing.js';
 import { isRetentionAction } from './annotations.js';
 import { preflight } from './preflight.js';
@@ -16,8 +19,10 @@ import {
   LeaseIdExistsError,
   LeaseNotFoundError,
   PoolExhaustedError,
+  PoolReconcilingError,
   PoolRecoveringError,
   PoolShrinkError,
+  ReplicasBehindError,
   ReservationExistsError,
   STATUS,
   StoreConfigError,
@@ -26,7 +31,14 @@ import {
 } from './errors.js';
 import { poolKeys, type PoolKeys } from './keys.js';
 import { indexRuns, indexToIp, parseSegments, serializeSegments, type Layout } from './layout.js';
-import { scriptName, scripts, type ScriptArg, type ScriptName } from './scripts.js';
+import {
+  createRedisConnection,
+  redactUrl,
+  type RedisCommands,
+  type RedisConnection,
+  type RedisTopology,
+} from './redis-connection.js';
+import { scriptName, type ScriptArg, type ScriptName } from './scripts.js';
 import type {
   AllocateRequest,
   Allocation,
@@ -45,11 +57,31 @@ import type {
   Reservation,
   RestoreRequest,
   RetentionPolicy,
+  StoreHistory,
   UnreserveResult,
 } from './store.js';
 
+export { redactUrl };
+
 export interface RedisStoreOptions {
-  readonly url: string;
+  /** A single server; ignored when `topology` is given. */
+  readonly url?: string | undefined;
+  /** Sentinel or Cluster (or a single server) instead of `url`. */
+  readonly topology?: RedisTopology | undefined;
+  /** ACL user and password (`--redis-username`, `--redis-password-file`). */
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  /** TLS for Sentinel and Cluster nodes (a single server takes it from `rediss://`). */
+  readonly tls?: boolean | undefined;
+  /** PEM of the CA that signed the servers' certificates. */
+  readonly ca?: string | undefined;
+  /**
+   * `--redis-min-replicas`: after a write that hands out an address (allocate, reserve,
+   * restore), WAIT for this many replicas to acknowledge it; fewer is ReplicasBehindError.
+   */
+  readonly minReplicas?: number | undefined;
+  /** How long WAIT waits (default: half the command deadline). */
+  readonly minReplicasTimeoutMs?: number | undefined;
   /** Per-command deadline; a command past it fails as StoreUnavailableError. */
   readonly commandTimeoutMs?: number | undefined;
   readonly connectTimeoutMs?: number | undefined;
@@ -196,15 +228,21 @@ const fromPolicyJson = (pool: string, statefulSet: string, json: string): Retent
 
 export class RedisLeaseStore implements LeaseStore {
   readonly kind = 'redis' as const;
-  readonly #client: ReturnType<typeof createRedisClient>;
+  readonly #conn: RedisConnection;
+  readonly #client: RedisCommands;
   readonly #keys = new Map<string, PoolKeys>();
   readonly #timeoutMs: number;
+  readonly #minReplicas: number;
+  readonly #waitMs: number;
   /** Layouts read back from stored segments, by hash (a reader whose pools file differs). */
   readonly #stored = new Map<string, Layout>();
 
-  private constructor(client: ReturnType<typeof createRedisClient>, timeoutMs: number) {
-    this.#client = client;
-    this.#timeoutMs = timeoutMs;
+  private constructor(conn: RedisConnection, options: RedisStoreOptions) {
+    this.#conn = conn;
+    this.#client = conn.commands;
+    this.#timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.#minReplicas = options.minReplicas ?? 0;
+    this.#waitMs = options.minReplicasTimeoutMs ?? Math.max(10, Math.floor(this.#timeoutMs / 2));
   }
 
   /**
@@ -213,10 +251,14 @@ export class RedisLeaseStore implements LeaseStore {
    * returns a ready store.
    */
   static async connect(options: RedisStoreOptions): Promise<RedisLeaseStore> {
-    const client = createRedisClient(options);
-    client.on('error', () => {
-      // Reconnection is handled by node-redis; each failed command surfaces as
-      // StoreUnavailableError to its caller. Without this listener the process would crash.
+    const conn = createRedisConnection({
+      topology: options.topology ?? { kind: 'single', url: options.url ?? '' },
+      username: options.username,
+      password: options.password,
+      tls: options.tls,
+      ca: options.ca,
+      clientName: options.clientName ?? 'podlease',
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     });
     // node-redis keeps retrying a refused first connection; give up after the connect timeout.
     const limitMs = options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -226,27 +268,27 @@ export class RedisLeaseStore implements LeaseStore {
         reject(new Error(`no connection within ${limitMs} ms`));
       }, limitMs);
     });
-    const connecting = client.connect();
+    const connecting = conn.connect();
     connecting.catch(() => undefined); // settled below; a late rejection after destroy() is expected
     try {
       await Promise.race([connecting, deadline]);
     } catch (err) {
-      client.destroy();
+      conn.destroy();
       const why = err instanceof Error ? err.message : String(err);
-      throw new StoreUnavailableError(`cannot connect to ${redactUrl(options.url)}: ${why}`, {
+      throw new StoreUnavailableError(`cannot connect to ${conn.where}: ${why}`, {
         cause: err,
       });
     } finally {
       clearTimeout(timer);
     }
-    const store = new RedisLeaseStore(
-      client,
-      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-    );
+    const store = new RedisLeaseStore(conn, options);
     try {
-      await store.#do(() => preflight(client, redactUrl(options.url)));
+      // Every primary: in a Cluster each holds the pools of its slots.
+      for (const p of await store.#do(() => conn.primaries())) {
+        await store.#do(() => preflight(p.client, p.where));
+      }
     } catch (err) {
-      client.destroy();
+      conn.destroy();
       throw err;
     }
     return store;
@@ -314,6 +356,7 @@ export class RedisLeaseStore implements LeaseStore {
       now,
       reuseCooldownMs: cooldownOf(req.reuseCooldownMs),
     });
+    if (req.dryRun !== true) await this.#replicated(this.#poolKeys(pool).meta);
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
     const retried = num(r[4]) === 1;
@@ -422,6 +465,7 @@ export class RedisLeaseStore implements LeaseStore {
       reuseCooldownMs,
     ]);
     const index = this.#allocationIndex(pool, r, { ip, leaseId: '', now, reuseCooldownMs });
+    await this.#replicated(keys.meta);
     if (wanted >= 0 && index !== wanted) {
       throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
     }
@@ -621,6 +665,7 @@ export class RedisLeaseStore implements LeaseStore {
       0,
     ]);
     this.#allocationIndex(pool, r, { ip: req.ip, leaseId: req.leaseId, now, reuseCooldownMs: 0 });
+    await this.#replicated(this.#poolKeys(pool).meta);
     const stored = await this.get(pool, req.leaseId);
     return stored ?? fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
   }
@@ -638,6 +683,19 @@ export class RedisLeaseStore implements LeaseStore {
     if (!exists) throw new PoolRecoveringError(pool.name);
     await this.#do(() => this.#client.hSetNX(meta, 'epoch', randomUUID()));
     return (await this.epoch(pool)) ?? '';
+  }
+
+  async history(pool: Pool): Promise<StoreHistory> {
+    const r = await this.#script('history', this.#poolKeys(pool), ['read']);
+    if (num(r[0]) === STATUS.NOT_INITIALISED) throw new PoolRecoveringError(pool.name);
+    const confirmed = str(r[2]);
+    return { current: str(r[1]), reconciledOn: confirmed === '' ? undefined : confirmed };
+  }
+
+  async markReconciled(pool: Pool, history: string): Promise<boolean> {
+    const r = await this.#script('history', this.#poolKeys(pool), ['confirm', history]);
+    if (num(r[0]) === STATUS.NOT_INITIALISED) throw new PoolRecoveringError(pool.name);
+    return num(r[0]) === STATUS.OK;
   }
 
   async setPolicy(pool: Pool, statefulSet: string, policy: RetentionPolicy): Promise<void> {
@@ -663,12 +721,15 @@ export class RedisLeaseStore implements LeaseStore {
     );
   }
 
+  /** Every primary answers (a Cluster: each of them). */
   async ping(): Promise<void> {
-    await this.#do(() => this.#client.ping());
+    await this.#do(async () => {
+      await Promise.all((await this.#conn.primaries()).map(p => p.client.ping()));
+    });
   }
 
   async close(): Promise<void> {
-    if (this.#client.isOpen) await this.#client.close();
+    if (this.#conn.isOpen) await this.#conn.close();
   }
 
   /** Deletes every key of a pool. For tests and `podlease` admin use only. */
@@ -747,6 +808,8 @@ export class RedisLeaseStore implements LeaseStore {
         throw new LayoutMismatchError(pool.name);
       case STATUS.ID_EXISTS:
         throw new LeaseIdExistsError(pool.name, call.leaseId);
+      case STATUS.RECONCILING:
+        throw new PoolReconcilingError(pool.name, str(r[1]), str(r[2]));
       default:
         throw new Error(`pool "${pool.name}": unexpected allocate status ${str(r[0])}`);
     }
@@ -797,6 +860,22 @@ export class RedisLeaseStore implements LeaseStore {
     return status === STATUS.OK;
   }
 
+  /**
+   * `--redis-min-replicas`: WAIT until that many replicas acknowledged the write just made to
+   * the slot of `key` (WAIT runs on the connection that carried it). Replication stays
+   * asynchronous: this narrows the window in which a failover loses an acknowledged lease, it
+   * does not close it (docs/redis.md).
+   */
+  async #replicated(key: string): Promise<void> {
+    if (this.#minReplicas <= 0) return;
+    const acked = await this.#do(() =>
+      this.#conn.waitReplicas(key, this.#minReplicas, this.#waitMs),
+    );
+    if (acked < this.#minReplicas) {
+      throw new ReplicasBehindError(this.#minReplicas, acked, this.#waitMs);
+    }
+  }
+
   async #script(name: ScriptName, keys: PoolKeys, args: readonly ScriptArg[]): Promise<Reply> {
     const fn = (this.#client as unknown as Record<string, ScriptCaller>)[scriptName(name)];
     if (fn === undefined) throw new Error(`script ${name} is not registered`);
@@ -834,21 +913,6 @@ export class RedisLeaseStore implements LeaseStore {
     }
   }
 }
-
-const createRedisClient = (options: RedisStoreOptions) =>
-  createClient({
-    url: options.url,
-    name: options.clientName ?? 'podlease',
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000),
-    },
-    scripts,
-  });
-
-/** The URL without its password, for messages. */
-export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 
 // Compile-time conformance of the factory.
 export const _check: (o: RedisStoreOptions) => Promise<LeaseStore> = o =>

@@ -226,6 +226,17 @@ export interface PoolSnapshot {
   readonly cooling: readonly CoolingAddress[];
 }
 
+/**
+ * The server history a pool's leases live on (docs/design.md §10). Redis: the `master_replid` of
+ * the server holding the pool, which a failover or a restart changes. While `current` differs
+ * from `reconciledOn`, allocation answers PoolReconcilingError.
+ */
+export interface StoreHistory {
+  readonly current: string;
+  /** The history the pool was last reconciled on; undefined when none is recorded. */
+  readonly reconciledOn: string | undefined;
+}
+
 export interface LeaseStore {
   readonly kind: 'memory' | 'redis';
   /** Creates or checks the pool's state; lays it out again when the pools file changed. */
@@ -272,6 +283,14 @@ export interface LeaseStore {
   epoch(pool: Pool): Promise<string | undefined>;
   /** Sets the epoch after a rebuild: allocation may resume. */
   markReady(pool: Pool): Promise<string>;
+  /** The server history now and the one the pool was last reconciled on. */
+  history(pool: Pool): Promise<StoreHistory>;
+  /**
+   * Records that every pod's leases were checked against the store on `history` (as `history()`
+   * read it before the pods were listed): allocation resumes. False, and nothing written, when
+   * the server's history is no longer `history` (another failover meanwhile).
+   */
+  markReconciled(pool: Pool, history: string): Promise<boolean>;
   /**
    * Records a StatefulSet's retention policy (`statefulSet` is `<namespace>/<name>`), replacing
    * the one recorded before. Kept apart from the address state: a rebuild, `pools init` of a

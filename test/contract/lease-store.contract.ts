@@ -688,6 +688,23 @@ export const describeLeaseStoreContract = (
       });
     });
 
+    it('a new pool is reconciled on the store history; markReconciled compares and sets', async () => {
+      const p = await pool({ cidr: '10.99.15.0/28' });
+      const before = await h.store.history(p);
+      expect(before.current).not.toBe('');
+      expect(before.reconciledOn).toBe(before.current);
+      expect(await h.store.markReconciled(p, before.current)).toBe(true);
+      // Another history than the server's: nothing confirmed, nothing changed.
+      expect(await h.store.markReconciled(p, `${before.current}-other`)).toBe(false);
+      expect(await h.store.history(p)).toEqual(before);
+      await lease(p);
+      const none = testPool({ cidr: '10.99.16.0/28' });
+      await expect(h.store.history(none)).rejects.toBeInstanceOf(PoolRecoveringError);
+      await expect(h.store.markReconciled(none, before.current)).rejects.toBeInstanceOf(
+        PoolRecoveringError,
+      );
+    });
+
     describe('snapshot and report (the pool map)', () => {
       const COOL = 60_000;
       const T = Date.now();
