@@ -13,6 +13,7 @@ export default tseslint.config(
     ignores: [
       'dist/**',
       'coverage/**',
+      'test-artifacts/**',
       'node_modules/**',
       'charts/**',
       '**/*.mjs',
@@ -88,6 +89,54 @@ export default tseslint.config(
       },
     ],
   ),
+  boundary(
+    ['src/ui/**/*.ts'],
+    [
+      {
+        group: [
+          '../webhook/*',
+          '../controller/*',
+          '../cni/*',
+          '../k8s/*',
+          '../bin/*',
+          '../pool/redis-store.js',
+          'redis',
+          '@redis/*',
+          '@kubernetes/client-node',
+        ],
+        message:
+          'the pool map reads the store it is given and serves pages; nothing else (docs/pool-map.md)',
+      },
+    ],
+  ),
+  // The pool map's browser script: plain JavaScript, no build step, no type information.
+  {
+    files: ['src/ui/assets/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'script',
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        history: 'readonly',
+        fetch: 'readonly',
+        performance: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        URL: 'readonly',
+        FormData: 'readonly',
+        HTMLCanvasElement: 'readonly',
+        HTMLButtonElement: 'readonly',
+        Element: 'readonly',
+      },
+    },
+    rules: {
+      ...tseslint.configs.disableTypeChecked.rules,
+      '@typescript-eslint/explicit-module-boundary-types': 'off',
+      complexity: ['error', 14],
+    },
+  },
   boundary(
     ['src/cni/**/*.ts'],
     [

@@ -1,9 +1,14 @@
 #!/usr/bin/env node
-// CNI ADD latency of the `podlease` executable, as spawned processes (what a runtime pays per pod):
+// CNI ADD latency of the `podlease` executable, as spawned processes (what a runtime pays per pod),
+// on what the CNI DaemonSet's installer (dist/bin/podlease-cni-install.js) writes: the plugin it
+// copied, its conflist and its JSON kubeconfig with a tokenFile.
 //   node-e        `node -e ''` on the same Node 24 binary the SEA was built from (the floor)
-//   podlease-rc   podlease ADD, pod annotations passed in runtimeConfig (no API server)
-//   podlease-api  podlease ADD, one GET to a loopback HTTPS stand-in API server (throw-away CA)
-//   podlease-api-json  the same with a JSON kubeconfig (the YAML parser is not loaded)
+//   podlease-rc   podlease ADD with the pod annotations in runtimeConfig, which the runtime passes
+//                 because the installed conflist declares the pod-annotations capability
+//                 (no API server)
+//   podlease-api  podlease ADD through the API server: the installer's JSON kubeconfig and token
+//                 file, one GET to a loopback HTTPS stand-in API server (throw-away CA)
+//   podlease-api-yaml  the same with a hand-written YAML kubeconfig (the YAML parser is loaded)
 //   host-local    /usr/lib/cni/host-local ADD with a temp dataDir (Go, for scale)
 // Series are interleaved run by run so drift hits them alike. Bounded: --runs N (default 200)
 // and --max-seconds S (default 240) for the whole loop.
@@ -12,7 +17,7 @@
 //   --no-code-cache-variant  also builds and times a SEA without the V8 code cache
 //   --record                 rewrites the "## CNI ADD (bench:cni)" section of bench/RESULTS.md
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,21 +120,64 @@ writeFileSync(
   ].join('\n'),
 );
 
-// The same kubeconfig as JSON, which the plugin reads without loading the YAML parser.
-const kubeconfigJson = join(work, 'kubeconfig.json');
+// ---- what the CNI DaemonSet's installer writes ------------------------------------------------
+// Run as the DaemonSet runs it, on temp dirs standing for the host's /opt/cni/bin and
+// /etc/cni/net.d: the plugin, the token (from the projected volume), the JSON kubeconfig naming
+// it, and the conflist (its podlease IPAM filled in, the capability declared).
+const host = { bin: join(work, 'opt/cni/bin'), conf: join(work, 'etc/cni/net.d') };
+const projected = join(work, 'projected');
+for (const dir of [host.bin, host.conf, projected]) mkdirSync(dir, { recursive: true });
+writeFileSync(join(projected, 'token'), `${TOKEN}\n`);
+const template = join(work, 'conflist.json');
 writeFileSync(
-  kubeconfigJson,
+  template,
   JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    'current-context': 'bench',
-    clusters: [
-      { name: 'local', cluster: { server: apiUrl, 'certificate-authority': join(work, 'ca.crt') } },
-    ],
-    contexts: [{ name: 'bench', context: { cluster: 'local', user: 'cni' } }],
-    users: [{ name: 'cni', user: { token: TOKEN } }],
+    cniVersion: '1.0.0',
+    name: 'bench',
+    plugins: [{ type: 'bridge', bridge: 'cni0', ipam: { type: 'podlease' } }],
   }),
 );
+execFileSync(
+  NODE,
+  [
+    join(root, 'dist/bin/podlease-cni-install.js'),
+    '--once',
+    '--plugin',
+    BINARY,
+    '--bin-dir',
+    host.bin,
+    '--conf-dir',
+    host.conf,
+    '--host-conf-dir',
+    host.conf,
+    '--token-file',
+    join(projected, 'token'),
+    '--ca-file',
+    join(work, 'ca.crt'),
+    '--server',
+    apiUrl,
+    '--conflist',
+    template,
+    '--log-level',
+    'warn',
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
+const INSTALLED = join(host.bin, 'podlease');
+const conflist = JSON.parse(readFileSync(join(host.conf, '10-podlease.conflist'), 'utf8'));
+const [plugin] = conflist.plugins;
+if (plugin.capabilities?.['io.kubernetes.cri.pod-annotations'] !== true) {
+  throw new Error(
+    'bench:cni: the installed conflist does not declare the pod-annotations capability',
+  );
+}
+/** libcni's netconf for the conflist's one plugin, with the capability arguments it declares. */
+const fromConflist = runtimeConfig => ({
+  ...plugin,
+  cniVersion: conflist.cniVersion,
+  name: conflist.name,
+  ...(runtimeConfig ? { runtimeConfig } : {}),
+});
 
 // ---- the series ------------------------------------------------------------------------------
 let seq = 0;
@@ -142,24 +190,15 @@ const cniEnv = () => ({
   CNI_PATH: '/usr/lib/cni',
   CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod-0;K8S_POD_UID=uid-0',
 });
-const rcConf = JSON.stringify({
-  cniVersion: '1.0.0',
-  name: 'bench',
-  type: 'bridge',
-  ipam: { type: 'podlease' },
-  runtimeConfig: { 'io.kubernetes.cri.pod-annotations': ANNOTATIONS },
-});
-const apiConf = JSON.stringify({
+// the runtime passes the annotations the capability asks for: no API call
+const rcConf = JSON.stringify(fromConflist({ 'io.kubernetes.cri.pod-annotations': ANNOTATIONS }));
+// a runtime that passes none: the installer's kubeconfig (JSON, tokenFile) and one GET
+const apiConf = JSON.stringify(fromConflist(undefined));
+const apiYamlConf = JSON.stringify({
   cniVersion: '1.0.0',
   name: 'bench',
   type: 'bridge',
   ipam: { type: 'podlease', kubeconfig },
-});
-const apiJsonConf = JSON.stringify({
-  cniVersion: '1.0.0',
-  name: 'bench',
-  type: 'bridge',
-  ipam: { type: 'podlease', kubeconfig: kubeconfigJson },
 });
 const dataDir = join(work, 'host-local');
 const hostLocalConf = JSON.stringify({
@@ -175,14 +214,14 @@ const hostLocalConf = JSON.stringify({
 
 const series = [
   { name: 'node-e', cmd: NODE, args: ['-e', ''], env: () => ({}), stdin: '', expect: '' },
-  { name: 'podlease-rc', cmd: BINARY, args: [], env: cniEnv, stdin: rcConf, expect: '"ips"' },
-  { name: 'podlease-api', cmd: BINARY, args: [], env: cniEnv, stdin: apiConf, expect: '"ips"' },
+  { name: 'podlease-rc', cmd: INSTALLED, args: [], env: cniEnv, stdin: rcConf, expect: '"ips"' },
+  { name: 'podlease-api', cmd: INSTALLED, args: [], env: cniEnv, stdin: apiConf, expect: '"ips"' },
   {
-    name: 'podlease-api-json',
-    cmd: BINARY,
+    name: 'podlease-api-yaml',
+    cmd: INSTALLED,
     args: [],
     env: cniEnv,
-    stdin: apiJsonConf,
+    stdin: apiYamlConf,
     expect: '"ips"',
   },
 ];
@@ -294,8 +333,8 @@ const NOTES = [
   '- `useSnapshot: true` was tried once (2026-11-22, 80 interleaved runs, an earlier build):',
   '  p50 58.9 ms against 49.7 ms with the code cache and 42.1 ms for an empty SEA — slower, so',
   '  the build keeps `useSnapshot: false`.',
-  '- The API path is dominated by TLS set-up and the handshake; a JSON kubeconfig saves the',
-  '  YAML parser (~25 ms cold).',
+  '- The API path is dominated by TLS set-up and the handshake; the JSON kubeconfig the',
+  '  installer writes saves the YAML parser (~25 ms cold) against a YAML one.',
   '',
 ];
 
@@ -313,11 +352,14 @@ if (RECORD) {
     'after 3 warm-up runs each.',
     '',
     "- `node-e`: `node -e ''` on the Node binary the SEA was built from — the floor.",
-    '- `podlease-rc`: `dist/cni/podlease` ADD with the pod annotations in',
-    '  `runtimeConfig["io.kubernetes.cri.pod-annotations"]` (no API server).',
-    '- `podlease-api`: the same ADD without runtimeConfig: kubeconfig (YAML) + one HTTPS GET to a',
-    '  loopback stand-in API server.',
-    '- `podlease-api-json`: the same with the kubeconfig written as JSON (no YAML parser loaded).',
+    '- Every podlease series runs the plugin that `podlease-cni-install --once` copied, on the',
+    '  conflist and kubeconfig it wrote (as the CNI DaemonSet does on a node).',
+    '- `podlease-rc`: ADD with the pod annotations in',
+    '  `runtimeConfig["io.kubernetes.cri.pod-annotations"]`, which a runtime passes because the',
+    '  installed conflist declares that capability (no API server).',
+    "- `podlease-api`: ADD through the API server: the installer's JSON kubeconfig, its",
+    '  `tokenFile`, and one HTTPS GET to a loopback stand-in API server.',
+    '- `podlease-api-yaml`: the same with a hand-written YAML kubeconfig (the YAML parser loads).',
     '- `host-local`: Debian `/usr/lib/cni/host-local` ADD with a temp `dataDir` (Go, for scale).',
     ...(NO_CACHE_VARIANT
       ? ['- `podlease-rc-nocache`: `podlease-rc` built with `useCodeCache: false`.']

@@ -13,6 +13,7 @@ import { formatHostPort } from '../config/parse.js';
 import type { Logger } from '../log/logger.js';
 import type { Pool } from '../pool/pools-file.js';
 import type { EnsureResult, LeaseStore } from '../pool/store.js';
+import { createUiApp } from '../ui/app.js';
 import { createOpsApp, createWebhookApp } from '../webhook/app.js';
 import { within } from '../webhook/deadline.js';
 import { createMetrics } from '../webhook/metrics.js';
@@ -49,6 +50,8 @@ export interface RunningController {
 export interface RunningServe {
   readonly webhook: AddressInfo;
   readonly metrics: AddressInfo;
+  /** The pool map, when `--ui-listen` is set. */
+  readonly ui: AddressInfo | undefined;
   readonly reloader: CertificateReloader;
   close(): Promise<void>;
 }
@@ -171,9 +174,21 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
   let notReady = await layOutPools(deps, false);
   const controller = deps.controller?.(metrics.registry);
   controller?.start();
-  const [webhookAt, metricsAt] = await Promise.all([
+  const ui =
+    serve.uiListen === undefined
+      ? undefined
+      : createHttpServer(
+          createUiApp({
+            store,
+            pools: config.pools,
+            reuseCooldownMs: config.reuseCooldownMs,
+            log: log.child({ component: 'ui' }),
+          }),
+        );
+  const [webhookAt, metricsAt, uiAt] = await Promise.all([
     listen(https, serve.listen),
     listen(ops, serve.metricsListen),
+    ui === undefined || serve.uiListen === undefined ? undefined : listen(ui, serve.uiListen),
   ]);
   reloader.start(serve.tls.reloadIntervalMs);
   accepting = true;
@@ -205,9 +220,11 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
       pools: [...config.pools.pools.keys()],
       poolsSource: config.poolsSource,
       controller: serve.controller,
+      ui: uiAt === undefined ? undefined : url('http', uiAt),
     },
     `podlease serving admission on ${url('https', webhookAt)} (/mutate, /validate), metrics on ` +
-      `${url('http', metricsAt)}, store ${storeText}, pools from ${config.poolsSource}`,
+      `${url('http', metricsAt)}, store ${storeText}, pools from ${config.poolsSource}` +
+      (uiAt === undefined ? '' : `, pool map on ${url('http', uiAt)}`),
   );
   if (store.kind === 'memory') {
     log.warn(
@@ -221,6 +238,7 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
   return {
     webhook: webhookAt,
     metrics: metricsAt,
+    ui: uiAt,
     reloader,
     close() {
       closing ??= (async () => {
@@ -240,6 +258,7 @@ export const startServe = async (deps: ServeDeps): Promise<RunningServe> => {
         log.info({ graceMs: serve.shutdownGraceMs }, 'shutting down: finishing requests in flight');
         await closeGracefully(https, serve.shutdownGraceMs);
         await closeGracefully(ops, 1_000);
+        if (ui !== undefined) await closeGracefully(ui, 1_000);
         await store.close();
         log.info('stopped');
       })();

@@ -41,8 +41,15 @@ import { LeaderElector } from '../k8s/leader.js';
 
 const createStore = async (config: Config, clientName: string): Promise<LeaseStore> => {
   if (config.store.kind === 'memory') return new MemoryLeaseStore();
+  const redis = config.store.redis;
   return RedisLeaseStore.connect({
     url: config.store.redisUrl ?? '',
+    topology: redis?.topology,
+    username: redis?.username,
+    password: redis?.password,
+    tls: redis?.tls,
+    ca: redis?.ca,
+    minReplicas: redis?.minReplicas,
     commandTimeoutMs: config.store.timeoutMs,
     connectTimeoutMs: Math.max(config.store.timeoutMs, 5_000),
     clientName,

@@ -23,6 +23,15 @@ export const printCheck = (
       fixed: '',
       message: `pool ${pool} has no state in the store: run \`podlease rebuild\` (or let the controller rebuild it)`,
     })),
+    ...result.reconciling.map(pool => ({
+      kind: 'reconciling',
+      pool,
+      ip: '',
+      fixed: cmd.fix ? 'no' : '',
+      message: cmd.fix
+        ? `pool ${pool}: the store changed history again during the check; run it again`
+        : `pool ${pool}: the store came back on another history (a Redis failover or restart) and allocation waits: \`podlease check --fix\` restores what pods carry and resumes it (or let the controller do it)`,
+    })),
     ...result.findings.map(f => ({
       kind: f.kind,
       pool: f.pool,

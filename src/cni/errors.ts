@@ -83,3 +83,18 @@ export const describeError = (e: unknown): string => {
   }
   return String(e);
 };
+
+/**
+ * The CNI installer (`podlease-cni-install`, install.ts) cannot go on: an input is missing or
+ * malformed, named in the message. Retryable ones (a token not projected yet) are retried by the
+ * long-running installer; the others end it.
+ */
+export class InstallError extends Error {
+  readonly code = 'CNI_INSTALL_FAILED' as const;
+  readonly retryable: boolean;
+  constructor(message: string, retryable: boolean, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+    this.retryable = retryable;
+  }
+}

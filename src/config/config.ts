@@ -24,6 +24,7 @@ import {
   type FlagSpec,
 } from './flags.js';
 import { parseDuration, parseHostPort, parseSize, type HostPort } from './parse.js';
+import { loadRedis, REDIS_FLAGS, redisFlagsGiven, type RedisConfig } from './redis.js';
 
 export const DEFAULTS = {
   listen: '0.0.0.0:9443',
@@ -59,6 +60,8 @@ export type ControllerMode = 'auto' | 'on' | 'off';
 export interface StoreConfig {
   readonly kind: 'memory' | 'redis';
   readonly redisUrl: string | undefined;
+  /** Where Redis is and how to reach it (docs/redis.md); set when `kind` is redis. */
+  readonly redis?: RedisConfig | undefined;
   /** Longest wait for one store call before answering "store unavailable". */
   readonly timeoutMs: number;
 }
@@ -114,6 +117,8 @@ export interface ServeConfig {
   /** After SIGTERM: unready but still serving, so the API server moves to other replicas. */
   readonly shutdownDelayMs: number;
   readonly statsCacheMs: number;
+  /** `--ui-listen`: the read-only pool map (plain HTTP); undefined: off (the default). */
+  readonly uiListen: HostPort | undefined;
   readonly keepAliveTimeoutMs: number;
   readonly headersTimeoutMs: number;
 }
@@ -172,17 +177,14 @@ export interface ConfigIo {
 /** Flags every command takes: where the store and the pools are, and how to print. */
 export const GLOBAL_FLAGS: Readonly<Record<string, FlagSpec>> = {
   store: valueFlag(
-    'lease store: redis | memory (default: redis when REDIS_URL is set, else memory)',
+    'lease store: redis | memory (default: redis when REDIS_URL, --redis-sentinels or --redis-cluster is set, else memory)',
   ),
   pools: valueFlag('pools file, YAML or JSON (default: built-in dev pool 10.244.0.0/16)'),
   'store-timeout': valueFlag('longest wait for one store call, e.g. 2s'),
   output: { ...valueFlag('table | json'), short: 'o' },
   'log-level': valueFlag(`log level: ${LOG_LEVELS.join(' | ')}`),
   kubeconfig: valueFlag('kubeconfig file (also KUBECONFIG); in a pod the service account is used'),
-  'redis-sentinels': valueFlag('Redis Sentinel addresses (later issue)'),
-  'redis-sentinel-master': valueFlag('Redis Sentinel master name (later issue)'),
-  'redis-cluster': valueFlag('Redis Cluster seed addresses (later issue)'),
-  'redis-min-replicas': valueFlag('minimum replicas acknowledging a write (later issue)'),
+  ...REDIS_FLAGS,
   'reuse-cooldown': valueFlag(
     'how long a released address rests before it is leased again, e.g. 60s (0: none)',
   ),
@@ -227,6 +229,9 @@ export const SERVE_FLAGS: Readonly<Record<string, FlagSpec>> = {
   ),
   'shutdown-grace': valueFlag('how long SIGTERM waits for requests in flight, e.g. 10s'),
   'stats-cache': valueFlag('how long pool gauges are cached between scrapes, e.g. 5s'),
+  'ui-listen': valueFlag(
+    'plain HTTP for the read-only pool map: a port (on 127.0.0.1) or host:port (default off)',
+  ),
 };
 
 const COMMAND_FLAGS: Readonly<Record<CommandName, Readonly<Record<string, FlagSpec>>>> = {
@@ -343,40 +348,69 @@ const positiveDuration = (s: string): number | undefined => {
   return ms !== undefined && ms > 0 ? ms : undefined;
 };
 
-const loadStore = (look: Lookup, env: Env): StoreConfig => {
-  const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
-  const kind = look.oneOf<'memory' | 'redis'>(
-    'store',
-    ['memory', 'redis'],
-    redisUrl === undefined ? 'memory' : 'redis',
-  );
-  if (kind === 'redis' && redisUrl === undefined) {
+/** What is wrong with the store's kind and the Redis it names. */
+const storeIssues = (
+  look: Lookup,
+  kind: 'memory' | 'redis',
+  named: boolean,
+  redisUrl: string | undefined,
+): void => {
+  if (kind === 'redis' && !named) {
     look.issues.push(
-      `${look.origin('store')} redis: set REDIS_URL, e.g. REDIS_URL=redis://127.0.0.1:6379`,
+      `${look.origin('store')} redis: set REDIS_URL, e.g. REDIS_URL=redis://127.0.0.1:6379, ` +
+        'or --redis-sentinels with --redis-sentinel-master, or --redis-cluster',
     );
   }
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     look.issues.push(`REDIS_URL: "${redisUrl}" is not a redis:// or rediss:// URL`);
   }
-  for (const later of [
-    'redis-sentinels',
-    'redis-sentinel-master',
-    'redis-cluster',
-    'redis-min-replicas',
-  ]) {
-    if (look.raw(later) !== undefined) {
-      look.issues.push(
-        `${look.origin(later)}: Redis high availability is not implemented yet (a later issue)`,
-      );
-    }
+  const given = redisFlagsGiven(look).map(f => look.origin(f));
+  if (kind === 'memory' && given.length > 0) {
+    look.issues.push(
+      named
+        ? `${given.join(', ')}: Redis flags with --store memory`
+        : `${given.join(', ')}: no Redis is named (REDIS_URL, --redis-sentinels or --redis-cluster)`,
+    );
   }
+};
+
+const loadStore = (look: Lookup, env: Env, io: ConfigIo): StoreConfig => {
+  const redisUrl = env.REDIS_URL === '' ? undefined : env.REDIS_URL;
+  const redis = loadRedis(look, redisUrl, io.readFile);
+  const named =
+    redisUrl !== undefined ||
+    ['redis-sentinels', 'redis-sentinel-master', 'redis-cluster'].some(
+      f => look.raw(f) !== undefined,
+    );
+  const kind = look.oneOf<'memory' | 'redis'>(
+    'store',
+    ['memory', 'redis'],
+    named ? 'redis' : 'memory',
+  );
+  storeIssues(look, kind, named, redisUrl);
   const timeoutMs = look.parsed(
     'store-timeout',
     DEFAULTS.storeTimeoutMs,
     positiveDuration,
     'a duration such as 2s or 500ms',
   );
-  return { kind, redisUrl: kind === 'redis' ? redisUrl : undefined, timeoutMs };
+  return {
+    kind,
+    redisUrl: kind === 'redis' ? redisUrl : undefined,
+    redis: kind === 'redis' ? redis : undefined,
+    timeoutMs,
+  };
+};
+
+/**
+ * `--ui-listen`: `off`, a bare port (on 127.0.0.1: reach it with `kubectl port-forward`), or
+ * `host:port` as for the other listeners. `{ off: true }` for off, undefined when malformed.
+ */
+const parseUiListen = (s: string): HostPort | { off: true } | undefined => {
+  const t = s.trim();
+  if (t === 'off' || t === 'false') return { off: true };
+  if (/^\d{1,5}$/.test(t)) return parseHostPort(`127.0.0.1:${t}`);
+  return parseHostPort(t);
 };
 
 const usernameList = (s: string): readonly string[] | undefined => {
@@ -391,6 +425,16 @@ const loadReuseCooldown = (look: Lookup): number =>
     parseDuration,
     'a duration such as 60s, or 0',
   );
+
+const uiListenOf = (look: Lookup): HostPort | undefined => {
+  const v = look.parsed<HostPort | { off: true }>(
+    'ui-listen',
+    { off: true },
+    parseUiListen,
+    'off, a port (on 127.0.0.1) or host:port, e.g. 8081 or 127.0.0.1:8081',
+  );
+  return 'off' in v ? undefined : v;
+};
 
 const loadServe = (
   look: Lookup,
@@ -460,6 +504,7 @@ const loadServe = (
       'a duration such as 5s, or 0',
     ),
     statsCacheMs: duration('stats-cache', DEFAULTS.statsCacheMs),
+    uiListen: uiListenOf(look),
     keepAliveTimeoutMs: DEFAULTS.keepAliveTimeoutMs,
     headersTimeoutMs: DEFAULTS.headersTimeoutMs,
   };
@@ -601,7 +646,7 @@ export const loadConfig = (argv: readonly string[], env: Env, io: ConfigIo = def
   if (line.command !== 'help' && extra.length > 0) {
     issues.push(`unexpected argument(s): ${extra.join(' ')}`);
   }
-  const store = loadStore(look, env);
+  const store = loadStore(look, env, io);
   const loaded = loadPools(look, io);
   const command = loadCommand(line, look, loaded?.pools);
   const output = look.oneOf<OutputFormat>('output', ['table', 'json'], 'table');

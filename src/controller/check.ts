@@ -72,6 +72,11 @@ export interface CheckResult {
   readonly findings: readonly (Finding & { readonly fixed?: boolean })[];
   /** Pools without an epoch: nothing to audit, `podlease rebuild` first. */
   readonly notReady: readonly string[];
+  /**
+   * Pools whose store is on another history than they were reconciled on (a Redis failover or
+   * restart), allocation paused: after `--fix`, only those it could not confirm.
+   */
+  readonly reconciling: readonly string[];
   /** Findings that are problems and were not fixed. */
   readonly problems: number;
 }
@@ -125,11 +130,24 @@ const fixOne: Fixer = async (o, pool, f, view) => {
   return fix === undefined ? false : fix(o, pool, f, view);
 };
 
+/** Pools on a changed store history, with that history, read before the pods are listed. */
+const changedHistories = async (o: CheckOptions): Promise<Map<string, string>> => {
+  const out = new Map<string, string>();
+  for (const pool of selected(o.pools, o.pool)) {
+    if ((await o.store.epoch(pool)) === undefined) continue;
+    const h = await o.store.history(pool);
+    if (h.current !== h.reconciledOn) out.set(pool.name, h.current);
+  }
+  return out;
+};
+
 export const checkCluster = async (o: CheckOptions): Promise<CheckResult> => {
+  const histories = await changedHistories(o);
   const view = await readCluster(o.client, o.log);
   const policies = await new PolicyBook(o.store, o.pools, o.log).all();
   const findings: (Finding & { fixed?: boolean })[] = [];
   const notReady: string[] = [];
+  const reconciling: string[] = [];
   for (const pool of selected(o.pools, o.pool)) {
     if ((await o.store.epoch(pool)) === undefined) {
       notReady.push(pool.name);
@@ -151,9 +169,18 @@ export const checkCluster = async (o: CheckOptions): Promise<CheckResult> => {
     for (const f of found) {
       findings.push(o.fix ? { ...f, fixed: await fixOne(o, pool, f, view) } : f);
     }
+    // Every lease the pods carry was restored (a repair that failed threw): allocation resumes,
+    // unless the store changed history again since it was read.
+    const history = histories.get(pool.name);
+    if (history !== undefined && !(o.fix && (await o.store.markReconciled(pool, history)))) {
+      reconciling.push(pool.name);
+    }
   }
-  const problems = findings.filter(f => isProblem(f) && f.fixed !== true).length + notReady.length;
-  return { findings, notReady, problems };
+  const problems =
+    findings.filter(f => isProblem(f) && f.fixed !== true).length +
+    notReady.length +
+    reconciling.length;
+  return { findings, notReady, reconciling, problems };
 };
 
 export interface RebuildCliResult {

@@ -19,6 +19,7 @@ import { Informer, type Slim } from '../k8s/informer.js';
 import type { Logger } from '../log/logger.js';
 import { LeaseConflictError, LeaseNotFoundError } from '../pool/errors.js';
 import type { Pool, PoolSet } from '../pool/pools-file.js';
+import { toReportJson } from '../pool/report.js';
 import type { LeaseRecord, LeaseStore, RetentionPolicy } from '../pool/store.js';
 import { audit, type Finding } from './audit.js';
 import type { ControllerMetrics } from './metrics.js';
@@ -212,7 +213,10 @@ export class Controller {
       await sleep(100);
     }
     log.info('controller active: checking pools, then reconciling');
-    await this.checkEpochs(term);
+    // A store down now is retried by the periodic check below: the timers must be set up.
+    await this.checkEpochs(term).catch((err: unknown) => {
+      log.error({ err }, 'checking the pools failed; checking again shortly');
+    });
     for (const uid of this.pods.items.keys()) this.enqueue(uid);
     for (const uid of this.tombstones.keys()) this.enqueue(uid);
     for (const uid of this.finished.items.keys()) this.enqueue(uid);
@@ -244,19 +248,70 @@ export class Controller {
 
   // ---- pools: epoch and rebuild -------------------------------------------------------------
 
-  /** Rebuilds every pool whose epoch is missing (first install, wiped or new store). */
+  /**
+   * Rebuilds every pool whose epoch is missing (first install, wiped or new store), and starts a
+   * reconcile when a pool's store came back on another history (a Redis failover or restart).
+   */
   private async checkEpochs(term: number): Promise<void> {
+    let reconciling = false;
     for (const pool of this.d.pools.pools.values()) {
       if (!this.current(term) || this.rebuilding.has(pool.name)) continue;
       const epoch = await this.d.store.epoch(pool);
       if (epoch !== undefined) {
         this.ready.add(pool.name);
+        const h = await this.d.store.history(pool);
+        reconciling ||= h.current !== h.reconciledOn;
         continue;
       }
       this.ready.delete(pool.name);
       const run = this.rebuild(pool, term).finally(() => this.rebuilding.delete(pool.name));
       this.rebuilding.set(pool.name, run);
       await run;
+    }
+    if (reconciling && this.reconciling === undefined && this.current(term)) {
+      void this.reconcile(term).catch((err: unknown) => {
+        this.d.log.error({ err }, 'reconcile after a store history change failed');
+      });
+    }
+  }
+
+  /**
+   * Pools whose store is on another history than the one they were last reconciled on, with
+   * that history as read now: the reconcile confirms it once it has restored what pods carry.
+   * Read before the pods are listed, so a failover after the listing is not confirmed.
+   */
+  private async changedHistories(term: number): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    for (const pool of this.d.pools.pools.values()) {
+      if (!this.current(term) || this.rebuilding.has(pool.name)) continue;
+      if ((await this.d.store.epoch(pool)) === undefined) continue;
+      const h = await this.d.store.history(pool);
+      if (h.current !== h.reconciledOn) out.set(pool.name, h.current);
+    }
+    if (out.size > 0) {
+      this.d.log.warn(
+        { pools: [...out.keys()], settleMs: this.d.options.rebuildSettleMs },
+        "the store came back on another history (a Redis failover or restart): allocation waits until every pod's leases are checked against it and what is missing is restored",
+      );
+      // Admissions answered by the old history before it ended land in the API server first.
+      await sleep(this.d.options.rebuildSettleMs);
+    }
+    return out;
+  }
+
+  /** Allocation resumes on `history`, unless the store has moved on again meanwhile. */
+  private async confirmHistory(pool: Pool, history: string): Promise<void> {
+    if (await this.d.store.markReconciled(pool, history)) {
+      this.d.metrics.historyReconciled(pool.name);
+      this.d.log.warn(
+        { pool: pool.name, history },
+        `pool ${pool.name} reconciled on the store's new history: allocation resumes`,
+      );
+    } else {
+      this.d.log.warn(
+        { pool: pool.name, history },
+        `pool ${pool.name}: the store changed history again during the reconcile; reconciling again`,
+      );
     }
   }
 
@@ -272,11 +327,11 @@ export class Controller {
     await Promise.all([this.pods.resync(), this.finished.resync()]);
     if (!this.current(term)) return;
     const started = Date.now();
-    this.bound.clear();
+    const live = this.livePods();
     const result = await rebuildPool({
       store: this.d.store,
       pool,
-      pods: this.livePods(),
+      pods: live,
       log,
       conflict: (pod, message) => {
         this.d.metrics.conflict(pool.name, 'restore');
@@ -575,6 +630,7 @@ export class Controller {
 
   private async reconcileOnce(term: number): Promise<void> {
     const started = Date.now();
+    const histories = await this.changedHistories(term);
     await Promise.all([this.pods.resync(), this.finished.resync(), this.statefulSets.resync()]);
     const findings: Finding[] = [];
     const live = this.livePods();
@@ -597,30 +653,14 @@ export class Controller {
         statefulSets,
         policies,
       });
-      const counts = new Map<string, number>();
-      for (const f of found) counts.set(f.kind, (counts.get(f.kind) ?? 0) + 1);
-      for (const kind of [
-        'leaked',
-        'finished',
-        'missing',
-        'uid-conflict',
-        'duplicate-address',
-        'statefulset-gone',
-        'scaled-down',
-        'unbound',
-      ]) {
-        this.d.metrics.findings(pool.name, kind, counts.get(kind) ?? 0);
-      }
-      for (const f of found) {
-        if (!this.current(term)) break;
-        await this.repair(pool, f).catch((err: unknown) => {
-          this.d.log.warn(
-            { err, finding: f.kind, pool: pool.name },
-            `could not repair: ${errText(err)}`,
-          );
-        });
-      }
+      this.countFindings(pool, found);
+      const unrestored = await this.repairAll(pool, found, term);
       findings.push(...found);
+      await this.saveReport(pool, found);
+      const history = histories.get(pool.name);
+      if (history !== undefined && unrestored === 0 && this.current(term)) {
+        await this.confirmHistory(pool, history);
+      }
     }
     this.lastReport = { at: Date.now(), findings };
     this.d.metrics.reconcileSeconds((Date.now() - started) / 1000);
@@ -628,6 +668,46 @@ export class Controller {
       { findings: findings.length, ms: Date.now() - started, pods: live.size },
       'reconcile done',
     );
+  }
+
+  /** Keeps the pool's findings in the store, where every replica's pool map reads them. */
+  private async saveReport(pool: Pool, found: readonly Finding[]): Promise<void> {
+    await this.d.store.saveReport(pool, toReportJson(Date.now(), found)).catch((err: unknown) => {
+      this.d.log.warn({ err, pool: pool.name }, `reconcile report not saved: ${errText(err)}`);
+    });
+  }
+
+  private countFindings(pool: Pool, found: readonly Finding[]): void {
+    const counts = new Map<string, number>();
+    for (const f of found) counts.set(f.kind, (counts.get(f.kind) ?? 0) + 1);
+    for (const kind of [
+      'leaked',
+      'finished',
+      'missing',
+      'uid-conflict',
+      'duplicate-address',
+      'statefulset-gone',
+      'scaled-down',
+      'unbound',
+    ]) {
+      this.d.metrics.findings(pool.name, kind, counts.get(kind) ?? 0);
+    }
+  }
+
+  /** Repairs what it can; the number of missing leases that could not be restored. */
+  private async repairAll(pool: Pool, found: readonly Finding[], term: number): Promise<number> {
+    let unrestored = 0;
+    for (const f of found) {
+      if (!this.current(term)) return unrestored + 1;
+      await this.repair(pool, f).catch((err: unknown) => {
+        if (f.kind === 'missing') unrestored++;
+        this.d.log.warn(
+          { err, finding: f.kind, pool: pool.name },
+          `could not repair: ${errText(err)}`,
+        );
+      });
+    }
+    return unrestored;
   }
 
   private async repair(pool: Pool, f: Finding): Promise<void> {

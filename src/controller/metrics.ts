@@ -8,6 +8,8 @@ export interface ControllerMetrics {
   leaked(pool: string): void;
   conflict(pool: string, kind: string): void;
   restored(pool: string, count: number): void;
+  /** A pool reconciled on its store's new history (after a Redis failover or restart). */
+  historyReconciled(pool: string): void;
   unreserved(pool: string, reason: string): void;
   reconcileSeconds(seconds: number): void;
   rebuildSeconds(pool: string, seconds: number): void;
@@ -54,6 +56,12 @@ export const createControllerMetrics = (registry: Registry): ControllerMetrics =
   const restored = new Counter({
     name: 'podlease_leases_restored_total',
     help: 'Leases restored from pod annotations (rebuild and reconcile)',
+    labelNames: ['pool'],
+    ...reg,
+  });
+  const histories = new Counter({
+    name: 'podlease_history_reconciled_total',
+    help: "Pools reconciled on their store's new history (a Redis failover or restart) before allocation resumed",
     labelNames: ['pool'],
     ...reg,
   });
@@ -111,6 +119,9 @@ export const createControllerMetrics = (registry: Registry): ControllerMetrics =
     },
     restored: (pool, count) => {
       restored.inc({ pool }, count);
+    },
+    historyReconciled: pool => {
+      histories.inc({ pool });
     },
     unreserved: (pool, reason) => {
       unreserved.inc({ pool, reason });

@@ -16,6 +16,7 @@ export const STATUS = {
   LAYOUT_MISMATCH: -6,
   ID_EXISTS: -8,
   SHRINK_REFUSED: -7,
+  RECONCILING: -9,
 } as const;
 export type Status = (typeof STATUS)[keyof typeof STATUS];
 
@@ -184,6 +185,56 @@ export class PoolRecoveringError extends PoolError {
   }
 }
 
+/**
+ * The store came back as another server or another history (a Redis failover or restart: its
+ * replication id changed) and may have lost leases pods still carry: nothing is handed out until
+ * the controller has checked every pod's annotations against the store and restored what is
+ * missing (docs/design.md §10).
+ */
+export class PoolReconcilingError extends PoolError {
+  readonly code = 'POOL_RECONCILING' as const;
+  readonly retryable = true;
+  readonly pool: string;
+  /** The server's replication history now. */
+  readonly history: string;
+  /** The history the pool was last reconciled on. */
+  readonly reconciledOn: string;
+  constructor(pool: string, history: string, reconciledOn: string) {
+    super(
+      `pool "${pool}" is reconciling: the store came back as another server or another history ` +
+        `(a Redis failover or restart: replication id ${short(history)}, the pool was last ` +
+        `reconciled on ${short(reconciledOn)}) and may have lost leases that pods still carry; ` +
+        "no address is handed out until every pod's annotations have been checked against the " +
+        'store and what is missing restored; the controller does this (podlease serve with an ' +
+        'API server), or run `podlease check --fix`; retry in a few seconds',
+    );
+    this.pool = pool;
+    this.history = history;
+    this.reconciledOn = reconciledOn;
+  }
+}
+
+const short = (replid: string): string => (replid === '' ? '(none)' : replid.slice(0, 12));
+
+/**
+ * A write that hands out an address reached fewer replicas than `--redis-min-replicas` within
+ * its time (Redis WAIT). The write did happen on the primary: the caller gives it back.
+ */
+export class ReplicasBehindError extends PoolError {
+  readonly code = 'REPLICAS_BEHIND' as const;
+  readonly retryable = true;
+  readonly wanted: number;
+  readonly acknowledged: number;
+  constructor(wanted: number, acknowledged: number, timeoutMs: number) {
+    super(
+      `the write reached ${acknowledged} of the ${wanted} replica(s) --redis-min-replicas asks ` +
+        `for within ${timeoutMs} ms, so a failover now could lose it; it is given back`,
+    );
+    this.wanted = wanted;
+    this.acknowledged = acknowledged;
+  }
+}
+
 /** Replicas disagree about the pool's addresses (different pools files). */
 export class LayoutMismatchError extends PoolError {
   readonly code = 'LAYOUT_MISMATCH' as const;
@@ -273,6 +324,8 @@ export type AnyPoolError =
   | LeaseNotFoundError
   | LeaseConflictError
   | PoolRecoveringError
+  | PoolReconcilingError
+  | ReplicasBehindError
   | LayoutMismatchError
   | PoolShrinkError
   | LeaseIdExistsError

@@ -20,10 +20,11 @@ export const STATE_KEY_TYPES = [
 ] as const;
 
 /**
- * Every key of a pool: the address state, and `policy` (StatefulSet name -> retention policy
- * JSON), which is kept apart from it: init and relayout leave it alone, so it outlives a rebuild.
+ * Every key of a pool: the address state, `policy` (StatefulSet name -> retention policy JSON)
+ * and `report` (the last reconcile's findings, JSON), which are kept apart from it: init and
+ * relayout leave them alone, so they outlive a rebuild.
  */
-export const KEY_TYPES = [...STATE_KEY_TYPES, 'policy'] as const;
+export const KEY_TYPES = [...STATE_KEY_TYPES, 'policy', 'report'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 export type PoolKeys = Readonly<Record<KeyType, string>>;
 

@@ -25,12 +25,14 @@ import type {
   AllocateRequest,
   Allocation,
   CooldownOptions,
+  CoolingAddress,
   EnsureOptions,
   EnsureResult,
   LeaseRecord,
   LeaseState,
   LeaseStore,
   PodRef,
+  PoolSnapshot,
   PoolStats,
   ReleaseOptions,
   ReleaseResult,
@@ -38,6 +40,7 @@ import type {
   RestoreRequest,
   RetentionPolicy,
   UnreserveResult,
+  StoreHistory,
 } from './store.js';
 
 interface Rec {
@@ -202,6 +205,9 @@ export class MemoryLeaseStore implements LeaseStore {
   readonly #pools = new Map<string, PoolState>();
   /** Retention policies by pool, then StatefulSet: apart from the address state, as in Redis. */
   readonly #policies = new Map<string, Map<string, RetentionPolicy>>();
+  /** The last reconcile report by pool: apart from the address state, as in Redis. */
+  readonly #reports = new Map<string, string>();
+  readonly #history = randomUUID();
 
   ensurePool(pool: Pool, options: EnsureOptions): Promise<EnsureResult> {
     return run(() => this.#ensure(pool, options));
@@ -395,22 +401,56 @@ export class MemoryLeaseStore implements LeaseStore {
   }
 
   stats(pool: Pool, options: CooldownOptions = {}): Promise<PoolStats> {
+    return run(() =>
+      statsOf(pool, this.#state(pool), cooldownOf(options.reuseCooldownMs, options.now)),
+    );
+  }
+
+  snapshot(pool: Pool, options: CooldownOptions = {}): Promise<PoolSnapshot> {
     return run(() => {
       const st = this.#state(pool);
-      let pending = 0;
-      for (const r of st.leases.values()) if (r.state === 'pending') pending++;
-      const cooling = st.cooling(cooldownOf(options.reuseCooldownMs, options.now));
+      const cooldown = cooldownOf(options.reuseCooldownMs, options.now);
+      const ipAt = (index: number): string => indexToIp(st.layout, index) ?? `?index ${index}`;
+      const cooling: CoolingAddress[] = [];
+      if (cooldown.ms > 0) {
+        for (const [index, releasedAt] of st.released) {
+          if (releasedAt > cooldown.now - cooldown.ms) {
+            cooling.push({ ip: ipAt(index), index, releasedAt });
+          }
+        }
+      }
       return {
         pool: pool.name,
-        size: st.layout.size,
-        leased: st.held,
-        pending,
-        bound: st.leases.size - pending,
-        reserved: st.sticky.size,
+        layoutHash: st.layout.hash,
+        epoch: st.epoch,
+        at: cooldown.now,
+        reuseCooldownMs: cooldown.ms,
+        stats: statsOf(pool, st, cooldown),
+        leases: [...st.leases.values()]
+          .sort((a, b) => a.index - b.index)
+          .map(r => ({ ...toRecord(st, pool, r), index: r.index })),
+        reservations: [...st.sticky.entries()]
+          .sort((a, b) => a[1] - b[1])
+          .map(([key, index]) => ({
+            pool: pool.name,
+            key,
+            ip: ipAt(index),
+            leaseId: st.byIndex.get(index),
+            index,
+          })),
         cooling,
-        free: st.layout.size - st.held - cooling,
       };
     });
+  }
+
+  saveReport(pool: Pool, json: string): Promise<void> {
+    return run(() => {
+      this.#reports.set(pool.name, json);
+    });
+  }
+
+  report(pool: Pool): Promise<string | undefined> {
+    return run(() => this.#reports.get(pool.name));
   }
 
   restore(req: RestoreRequest): Promise<LeaseRecord> {
@@ -453,6 +493,21 @@ export class MemoryLeaseStore implements LeaseStore {
       const st = this.#state(pool);
       st.epoch ??= randomUUID();
       return st.epoch;
+    });
+  }
+
+  /** This process is the memory store's one history: it never fails over, and a restart starts empty. */
+  history(pool: Pool): Promise<StoreHistory> {
+    return run(() => {
+      this.#state(pool);
+      return { current: this.#history, reconciledOn: this.#history };
+    });
+  }
+
+  markReconciled(pool: Pool, history: string): Promise<boolean> {
+    return run(() => {
+      this.#state(pool);
+      return history === this.#history;
     });
   }
 
@@ -652,6 +707,22 @@ const checkRestorable = (st: PoolState, req: RestoreRequest, index: number): voi
     throw new AddressInUseError(req.pool.name, req.ip, st.holderOf(index) ?? { namespace: '' });
   }
   if (st.leases.has(req.leaseId)) throw new LeaseIdExistsError(req.pool.name, req.leaseId);
+};
+
+const statsOf = (pool: Pool, st: PoolState, cooldown: Cooldown): PoolStats => {
+  let pending = 0;
+  for (const r of st.leases.values()) if (r.state === 'pending') pending++;
+  const cooling = st.cooling(cooldown);
+  return {
+    pool: pool.name,
+    size: st.layout.size,
+    leased: st.held,
+    pending,
+    bound: st.leases.size - pending,
+    reserved: st.sticky.size,
+    cooling,
+    free: st.layout.size - st.held - cooling,
+  };
 };
 
 /** A record as the API shows it: its index read through the pool's stored layout. */

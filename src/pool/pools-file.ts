@@ -1,6 +1,12 @@
 /**
  * Pools file loading and validation (docs/design.md §2). Parse once, validate fully, canonicalise,
  * freeze. Every problem is reported at once, each naming the pool and the field.
+ *
+ * The structure (fields, types, the shape of names, cidrs, addresses and ranges) is checked
+ * against `pools.schema.json`, the one JSON Schema of the pools file, which the Helm chart's
+ * values.schema.json embeds (`npm run chart:schema`; a unit test checks they agree). What a
+ * schema cannot say is checked here: ranges, exclude and gateway inside the cidr, overlaps,
+ * one default per family, sizes.
  */
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../config/errors.js';
@@ -22,9 +28,14 @@ import {
   type IpRange,
 } from '../ip/address.js';
 import { toLayout, type Layout } from './layout.js';
+import poolsSchemaJson from './pools.schema.json' with { type: 'json' };
+import { resolveRef, validateSchema, type Schema, type SchemaIssue } from './schema.js';
 
 /** Largest allocatable address count of one pool: one bit per address, 2 MiB of bitmap. */
 export const MAX_POOL_ADDRESSES = 2 ** 24;
+
+/** The JSON Schema of a pools file (src/pool/pools.schema.json). */
+export const POOLS_SCHEMA: Schema = poolsSchemaJson as Schema;
 
 export interface Pool {
   readonly name: string;
@@ -54,31 +65,19 @@ export const DEV_POOLS_DOCUMENT = {
   pools: [{ name: 'default', cidr: '10.244.0.0/16', gateway: '10.244.0.1', default: true }],
 };
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
-const NAMESPACE_GLOB = /^[a-z0-9*?]([-a-z0-9*?]{0,61}[a-z0-9*?])?$/;
-const KNOWN_FIELDS = new Set([
-  'name',
-  'cidr',
-  'ranges',
-  'exclude',
-  'gateway',
-  'namespaces',
-  'default',
-]);
+const POOL_SCHEMA = resolveRef(POOLS_SCHEMA, '#/$defs/pool');
+const POOL_FIELDS = Object.keys(POOL_SCHEMA.properties ?? {});
+const DNS_LABEL = new RegExp(POOL_SCHEMA.properties?.name?.pattern ?? '^$', 'u');
+const NOT_A_POOLS_FILE = 'the document must have a non-empty "pools:" list';
 
 type Issues = string[];
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const stringList = (v: unknown, where: string, issues: Issues): string[] => {
-  if (v === undefined) return [];
-  if (!Array.isArray(v) || !v.every(x => typeof x === 'string')) {
-    issues.push(`${where}: must be a list of strings`);
-    return [];
-  }
-  return v;
-};
+/** The strings of a list field; the schema has reported anything else. */
+const stringList = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 
 interface Draft {
   name: string;
@@ -94,9 +93,10 @@ interface Draft {
 
 const parseRangesField = (raw: unknown, where: string, cidr: Cidr, issues: Issues): IpRange[] => {
   const out: IpRange[] = [];
-  for (const text of stringList(raw, where, issues)) {
+  for (const text of stringList(raw)) {
     const r = parseRange(text);
     if (r === undefined) {
+      // the schema checks the shape; a backwards "b-a" (or a mixed family) ends up here
       issues.push(`${where}: "${text}" is not an address, a cidr or a range "a-b" with a <= b`);
     } else if (r.family !== cidr.family || r.first < cidr.network || r.last > cidrLast(cidr)) {
       issues.push(`${where}: "${text}" is outside the pool's cidr ${formatCidr(cidr)}`);
@@ -150,7 +150,8 @@ const parseGateway = (
   issues: Issues,
 ): bigint | undefined => {
   if (raw === undefined) return undefined;
-  const gw = typeof raw === 'string' ? parseIp(raw) : undefined;
+  if (typeof raw !== 'string') return undefined; // the schema has reported it
+  const gw = parseIp(raw);
   if (gw === undefined) {
     issues.push(`${where}: ${JSON.stringify(raw)} is not an IP address`);
     return undefined;
@@ -164,18 +165,7 @@ const parseGateway = (
   return gw.value;
 };
 
-const parseNamespaces = (raw: unknown, where: string, issues: Issues): string[] => {
-  if (raw === undefined) return ['*'];
-  const list = stringList(raw, where, issues);
-  for (const ns of list) {
-    if (!NAMESPACE_GLOB.test(ns)) {
-      issues.push(
-        `${where}: "${ns}" is not a namespace name or glob (letters, digits, -, * and ?)`,
-      );
-    }
-  }
-  return list;
-};
+const parseNamespaces = (raw: unknown): string[] => (raw === undefined ? ['*'] : stringList(raw));
 
 const parseUsable = (draft: Omit<Draft, 'usable'>, where: string, issues: Issues): IpRange[] => {
   const { cidr, ranges } = draft;
@@ -204,32 +194,47 @@ const parseUsable = (draft: Omit<Draft, 'usable'>, where: string, issues: Issues
   return usable;
 };
 
-const parsePool = (raw: unknown, index: number, issues: Issues): Draft | undefined => {
-  if (!isRecord(raw)) {
-    issues.push(`pools[${index}]: must be a mapping with at least name and cidr`);
-    return undefined;
-  }
-  const nameOk = typeof raw.name === 'string' && DNS_LABEL.test(raw.name);
-  const where = nameOk ? `pool "${String(raw.name)}"` : `pools[${index}]`;
-  if (!nameOk) {
-    issues.push(
-      `${where}.name: ${JSON.stringify(raw.name)} is not a DNS label (a-z, 0-9, -; at most 63)`,
-    );
-  }
-  for (const key of Object.keys(raw)) {
-    if (!KNOWN_FIELDS.has(key)) {
-      issues.push(`${where}: unknown field "${key}" (known: ${[...KNOWN_FIELDS].join(', ')})`);
+/** `pool "a"` when the pool has a valid name, else `pools[3]`. */
+const poolWhere = (raw: unknown, index: number): string =>
+  isRecord(raw) && typeof raw.name === 'string' && DNS_LABEL.test(raw.name)
+    ? `pool "${raw.name}"`
+    : `pools[${index}]`;
+
+const fieldSchema = (field: string): Schema | undefined => {
+  const sub = POOL_SCHEMA.properties?.[field];
+  return sub?.$ref === undefined ? sub : resolveRef(POOLS_SCHEMA, sub.$ref);
+};
+
+/** One schema issue in the words of this file: pool and field, what the value should be. */
+const describeIssue = (doc: Record<string, unknown>, issue: SchemaIssue): string => {
+  const [top, index, field] = issue.path;
+  if (top !== 'pools' || typeof index !== 'number') return NOT_A_POOLS_FILE;
+  const pools = doc.pools as unknown[];
+  const where = `${poolWhere(pools[index], index)}${field === undefined ? '' : `.${String(field)}`}`;
+  const expected = issue.schema.errorMessage ?? 'valid';
+  switch (issue.keyword) {
+    case 'required': {
+      const what = fieldSchema(issue.property)?.errorMessage;
+      return `${where}.${issue.property}: missing${what === undefined ? '' : `; it must be ${what}`}`;
     }
+    case 'additionalProperties':
+      return `${where}: unknown field "${issue.property}" (known: ${POOL_FIELDS.join(', ')})`;
+    case 'pattern':
+      return `${where}: ${JSON.stringify(issue.value)} is not ${expected}`;
+    default:
+      return `${where}: must be ${expected}`;
   }
+};
+
+const parsePool = (raw: unknown, index: number, issues: Issues): Draft | undefined => {
+  if (!isRecord(raw)) return undefined;
+  const where = poolWhere(raw, index);
   const cidr = typeof raw.cidr === 'string' ? parseCidr(raw.cidr) : undefined;
   if (cidr === undefined) {
-    issues.push(
-      `${where}.cidr: ${JSON.stringify(raw.cidr)} is not a cidr such as 10.244.0.0/16 or fd00::/64`,
-    );
+    if (typeof raw.cidr === 'string' && !issues.some(i => i.startsWith(`${where}.cidr:`))) {
+      issues.push(`${where}.cidr: "${raw.cidr}" is not a cidr such as 10.244.0.0/16 or fd00::/64`);
+    }
     return undefined;
-  }
-  if (raw.default !== undefined && typeof raw.default !== 'boolean') {
-    issues.push(`${where}.default: must be true or false`);
   }
   const partial = {
     name: String(raw.name),
@@ -238,7 +243,7 @@ const parsePool = (raw: unknown, index: number, issues: Issues): Draft | undefin
     ranges: parseRangesField(raw.ranges, `${where}.ranges`, cidr, issues),
     exclude: parseRangesField(raw.exclude, `${where}.exclude`, cidr, issues),
     gateway: parseGateway(raw.gateway, `${where}.gateway`, cidr, issues),
-    namespaces: parseNamespaces(raw.namespaces, `${where}.namespaces`, issues),
+    namespaces: parseNamespaces(raw.namespaces),
     isDefault: raw.default === true,
   };
   checkRangesDisjoint(partial.ranges, `${where}.ranges`, issues);
@@ -295,16 +300,17 @@ const freeze = (d: Draft): Pool =>
 
 /** Validates a parsed pools document. Throws ConfigError listing every problem. */
 export const toPoolSet = (doc: unknown, source = 'pools'): PoolSet => {
-  const issues: Issues = [];
+  const structural = validateSchema(POOLS_SCHEMA, doc);
   const list = isRecord(doc) ? doc.pools : undefined;
-  if (!Array.isArray(list) || list.length === 0) {
-    throw new ConfigError(source, ['the document must have a non-empty "pools:" list']);
+  if (!isRecord(doc) || !Array.isArray(list) || list.length === 0) {
+    throw new ConfigError(source, [NOT_A_POOLS_FILE]);
   }
+  const issues: Issues = structural.map(i => describeIssue(doc, i));
   const drafts = list
     .map((raw, i) => parsePool(raw, i, issues))
     .filter((d): d is Draft => d !== undefined);
   checkAcrossPools(drafts, issues);
-  if (issues.length > 0) throw new ConfigError(source, issues);
+  if (issues.length > 0) throw new ConfigError(source, [...new Set(issues)]);
   const pools = new Map(drafts.map(d => [d.name, freeze(d)] as const));
   const defaults: { 4?: Pool; 6?: Pool } = {};
   for (const p of pools.values()) if (p.isDefault) defaults[p.family] = p;

@@ -1,10 +1,13 @@
 /**
  * Redis lease store: every mutation is one Lua script (src/pool/lua), every key of a pool sits
  * under the pool's hash tag. Statuses returned by the scripts are mapped to typed errors here and
- * nowhere else; connection failures become StoreUnavailableError (retryable).
+ * nowhere else; connection failures become StoreUnavailableError (retryable). One server, a
+ * Sentinel-monitored primary or a Cluster (redis-connection.ts); with `minReplicas` a write that
+ * hands out an address is followed by WAIT; allocation holds back on a replication history the
+ * pool was not reconciled on (allocate-8.lua, history-1.lua; docs/redis.md).
  */
 import { randomUUID } from 'node:crypto';
-import { createClient, ErrorReply } from 'redis';
+import { ErrorReply } from 'redis';
 import { indexOf, ipOf } from './addressing.js';
 import { isRetentionAction } from './annotations.js';
 import { preflight } from './preflight.js';
@@ -16,8 +19,10 @@ import {
   LeaseIdExistsError,
   LeaseNotFoundError,
   PoolExhaustedError,
+  PoolReconcilingError,
   PoolRecoveringError,
   PoolShrinkError,
+  ReplicasBehindError,
   ReservationExistsError,
   STATUS,
   StoreConfigError,
@@ -26,7 +31,14 @@ import {
 } from './errors.js';
 import { poolKeys, type PoolKeys } from './keys.js';
 import { indexRuns, indexToIp, parseSegments, serializeSegments, type Layout } from './layout.js';
-import { scriptName, scripts, type ScriptArg, type ScriptName } from './scripts.js';
+import {
+  createRedisConnection,
+  redactUrl,
+  type RedisCommands,
+  type RedisConnection,
+  type RedisTopology,
+} from './redis-connection.js';
+import { scriptName, type ScriptArg, type ScriptName } from './scripts.js';
 import type {
   AllocateRequest,
   Allocation,
@@ -34,18 +46,42 @@ import type {
   EnsureResult,
   LeaseRecord,
   CooldownOptions,
+  CoolingAddress,
   LeaseStore,
+  PoolSnapshot,
   PoolStats,
+  SnapshotLease,
+  SnapshotReservation,
   ReleaseOptions,
   ReleaseResult,
   Reservation,
   RestoreRequest,
   RetentionPolicy,
+  StoreHistory,
   UnreserveResult,
 } from './store.js';
 
+export { redactUrl };
+
 export interface RedisStoreOptions {
-  readonly url: string;
+  /** A single server; ignored when `topology` is given. */
+  readonly url?: string | undefined;
+  /** Sentinel or Cluster (or a single server) instead of `url`. */
+  readonly topology?: RedisTopology | undefined;
+  /** ACL user and password (`--redis-username`, `--redis-password-file`). */
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  /** TLS for Sentinel and Cluster nodes (a single server takes it from `rediss://`). */
+  readonly tls?: boolean | undefined;
+  /** PEM of the CA that signed the servers' certificates. */
+  readonly ca?: string | undefined;
+  /**
+   * `--redis-min-replicas`: after a write that hands out an address (allocate, reserve,
+   * restore), WAIT for this many replicas to acknowledge it; fewer is ReplicasBehindError.
+   */
+  readonly minReplicas?: number | undefined;
+  /** How long WAIT waits (default: half the command deadline). */
+  readonly minReplicasTimeoutMs?: number | undefined;
   /** Per-command deadline; a command past it fails as StoreUnavailableError. */
   readonly commandTimeoutMs?: number | undefined;
   readonly connectTimeoutMs?: number | undefined;
@@ -151,6 +187,22 @@ const allocateArgs = (
   cooldownOf(req.reuseCooldownMs),
 ];
 
+/** A ZRANGE … WITHSCORES reply, as node-redis transforms it (or the raw flat list). */
+const toScored = (reply: unknown): { value: string; score: number }[] => {
+  const list = Array.isArray(reply) ? (reply as unknown[]) : [];
+  if (list.every(e => typeof e === 'object' && e !== null && 'score' in e)) {
+    return (list as { value: unknown; score: unknown }[]).map(e => ({
+      value: str(e.value),
+      score: num(e.score),
+    }));
+  }
+  const out: { value: string; score: number }[] = [];
+  for (let i = 0; i + 1 < list.length; i += 2) {
+    out.push({ value: str(list[i]), score: num(list[i + 1]) });
+  }
+  return out;
+};
+
 /** A cooldown as the scripts take it: whole ms, 0 for none. */
 const cooldownOf = (ms: number | undefined): number =>
   ms === undefined || !(ms > 0) ? 0 : Math.ceil(ms);
@@ -176,15 +228,21 @@ const fromPolicyJson = (pool: string, statefulSet: string, json: string): Retent
 
 export class RedisLeaseStore implements LeaseStore {
   readonly kind = 'redis' as const;
-  readonly #client: ReturnType<typeof createRedisClient>;
+  readonly #conn: RedisConnection;
+  readonly #client: RedisCommands;
   readonly #keys = new Map<string, PoolKeys>();
   readonly #timeoutMs: number;
+  readonly #minReplicas: number;
+  readonly #waitMs: number;
   /** Layouts read back from stored segments, by hash (a reader whose pools file differs). */
   readonly #stored = new Map<string, Layout>();
 
-  private constructor(client: ReturnType<typeof createRedisClient>, timeoutMs: number) {
-    this.#client = client;
-    this.#timeoutMs = timeoutMs;
+  private constructor(conn: RedisConnection, options: RedisStoreOptions) {
+    this.#conn = conn;
+    this.#client = conn.commands;
+    this.#timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+    this.#minReplicas = options.minReplicas ?? 0;
+    this.#waitMs = options.minReplicasTimeoutMs ?? Math.max(10, Math.floor(this.#timeoutMs / 2));
   }
 
   /**
@@ -193,10 +251,14 @@ export class RedisLeaseStore implements LeaseStore {
    * returns a ready store.
    */
   static async connect(options: RedisStoreOptions): Promise<RedisLeaseStore> {
-    const client = createRedisClient(options);
-    client.on('error', () => {
-      // Reconnection is handled by node-redis; each failed command surfaces as
-      // StoreUnavailableError to its caller. Without this listener the process would crash.
+    const conn = createRedisConnection({
+      topology: options.topology ?? { kind: 'single', url: options.url ?? '' },
+      username: options.username,
+      password: options.password,
+      tls: options.tls,
+      ca: options.ca,
+      clientName: options.clientName ?? 'podlease',
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
     });
     // node-redis keeps retrying a refused first connection; give up after the connect timeout.
     const limitMs = options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -206,27 +268,27 @@ export class RedisLeaseStore implements LeaseStore {
         reject(new Error(`no connection within ${limitMs} ms`));
       }, limitMs);
     });
-    const connecting = client.connect();
+    const connecting = conn.connect();
     connecting.catch(() => undefined); // settled below; a late rejection after destroy() is expected
     try {
       await Promise.race([connecting, deadline]);
     } catch (err) {
-      client.destroy();
+      conn.destroy();
       const why = err instanceof Error ? err.message : String(err);
-      throw new StoreUnavailableError(`cannot connect to ${redactUrl(options.url)}: ${why}`, {
+      throw new StoreUnavailableError(`cannot connect to ${conn.where}: ${why}`, {
         cause: err,
       });
     } finally {
       clearTimeout(timer);
     }
-    const store = new RedisLeaseStore(
-      client,
-      options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-    );
+    const store = new RedisLeaseStore(conn, options);
     try {
-      await store.#do(() => preflight(client, redactUrl(options.url)));
+      // Every primary: in a Cluster each holds the pools of its slots.
+      for (const p of await store.#do(() => conn.primaries())) {
+        await store.#do(() => preflight(p.client, p.where));
+      }
     } catch (err) {
-      client.destroy();
+      conn.destroy();
       throw err;
     }
     return store;
@@ -294,6 +356,7 @@ export class RedisLeaseStore implements LeaseStore {
       now,
       reuseCooldownMs: cooldownOf(req.reuseCooldownMs),
     });
+    if (req.dryRun !== true) await this.#replicated(this.#poolKeys(pool).meta);
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
     const retried = num(r[4]) === 1;
@@ -402,6 +465,7 @@ export class RedisLeaseStore implements LeaseStore {
       reuseCooldownMs,
     ]);
     const index = this.#allocationIndex(pool, r, { ip, leaseId: '', now, reuseCooldownMs });
+    await this.#replicated(keys.meta);
     if (wanted >= 0 && index !== wanted) {
       throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
     }
@@ -484,6 +548,91 @@ export class RedisLeaseStore implements LeaseStore {
     };
   }
 
+  /**
+   * One MULTI (one round trip, one consistent view): meta, the leases, sticky and byip hashes,
+   * and the released addresses scored after `now - reuseCooldownMs`.
+   */
+  async snapshot(pool: Pool, options: CooldownOptions = {}): Promise<PoolSnapshot> {
+    const keys = this.#poolKeys(pool);
+    const cooldown = cooldownOf(options.reuseCooldownMs);
+    const now = options.now ?? Date.now();
+    const [meta, all, sticky, byip, released] = await this.#do(() =>
+      this.#client
+        .multi()
+        .hmGet(keys.meta, ['layout', 'segments', 'size', 'held', 'epoch'])
+        .hGetAll(keys.leases)
+        .hGetAll(keys.sticky)
+        .hGetAll(keys.byip)
+        .zRangeWithScores(keys.released, cooldown > 0 ? `(${now - cooldown}` : '+inf', '+inf', {
+          BY: 'SCORE',
+        })
+        .exec(),
+    );
+    const [hash, , size, held, epoch] = meta as unknown as (string | null)[];
+    if (hash === null || hash === undefined) throw new PoolRecoveringError(pool.name);
+    const layout = this.#layoutFromMeta(pool, meta);
+    const ipAt = (index: number): string => indexToIp(layout, index) ?? `?index ${index}`;
+    const records = all as unknown as Record<string, string>;
+    const leases: SnapshotLease[] = [];
+    for (const id in records) {
+      const r = JSON.parse(records[id] ?? '{}') as StoredRecord;
+      leases.push(Object.assign(fromStored(pool, layout, id, r), { index: r.i }));
+    }
+    leases.sort((a, b) => a.index - b.index);
+    const holders = byip as unknown as Record<string, string>;
+    const reservations: SnapshotReservation[] = Object.entries(
+      sticky as unknown as Record<string, string>,
+    )
+      .map(([key, index]) => ({
+        pool: pool.name,
+        key,
+        ip: ipAt(Number(index)),
+        leaseId: holders[index],
+        index: Number(index),
+      }))
+      .sort((a, b) => a.index - b.index);
+    const cooling: CoolingAddress[] =
+      cooldown > 0
+        ? toScored(released).map(({ value, score }) => ({
+            ip: ipAt(Number(value)),
+            index: Number(value),
+            releasedAt: score,
+          }))
+        : [];
+    const pending = leases.filter(l => l.state === 'pending').length;
+    const total = Number(size ?? 0);
+    const leased = Number(held ?? 0);
+    return {
+      pool: pool.name,
+      layoutHash: hash,
+      epoch: epoch ?? undefined,
+      at: now,
+      reuseCooldownMs: cooldown,
+      stats: {
+        pool: pool.name,
+        size: total,
+        leased,
+        pending,
+        bound: leases.length - pending,
+        reserved: reservations.length,
+        cooling: cooling.length,
+        free: total - leased - cooling.length,
+      },
+      leases,
+      reservations,
+      cooling,
+    };
+  }
+
+  async saveReport(pool: Pool, json: string): Promise<void> {
+    await this.#do(() => this.#client.set(this.#poolKeys(pool).report, json));
+  }
+
+  async report(pool: Pool): Promise<string | undefined> {
+    const v = await this.#do(() => this.#client.get(this.#poolKeys(pool).report));
+    return v ?? undefined;
+  }
+
   async restore(req: RestoreRequest): Promise<LeaseRecord> {
     const pool = req.pool;
     const index = indexOf(pool, req.ip);
@@ -516,6 +665,7 @@ export class RedisLeaseStore implements LeaseStore {
       0,
     ]);
     this.#allocationIndex(pool, r, { ip: req.ip, leaseId: req.leaseId, now, reuseCooldownMs: 0 });
+    await this.#replicated(this.#poolKeys(pool).meta);
     const stored = await this.get(pool, req.leaseId);
     return stored ?? fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
   }
@@ -533,6 +683,19 @@ export class RedisLeaseStore implements LeaseStore {
     if (!exists) throw new PoolRecoveringError(pool.name);
     await this.#do(() => this.#client.hSetNX(meta, 'epoch', randomUUID()));
     return (await this.epoch(pool)) ?? '';
+  }
+
+  async history(pool: Pool): Promise<StoreHistory> {
+    const r = await this.#script('history', this.#poolKeys(pool), ['read']);
+    if (num(r[0]) === STATUS.NOT_INITIALISED) throw new PoolRecoveringError(pool.name);
+    const confirmed = str(r[2]);
+    return { current: str(r[1]), reconciledOn: confirmed === '' ? undefined : confirmed };
+  }
+
+  async markReconciled(pool: Pool, history: string): Promise<boolean> {
+    const r = await this.#script('history', this.#poolKeys(pool), ['confirm', history]);
+    if (num(r[0]) === STATUS.NOT_INITIALISED) throw new PoolRecoveringError(pool.name);
+    return num(r[0]) === STATUS.OK;
   }
 
   async setPolicy(pool: Pool, statefulSet: string, policy: RetentionPolicy): Promise<void> {
@@ -558,12 +721,15 @@ export class RedisLeaseStore implements LeaseStore {
     );
   }
 
+  /** Every primary answers (a Cluster: each of them). */
   async ping(): Promise<void> {
-    await this.#do(() => this.#client.ping());
+    await this.#do(async () => {
+      await Promise.all((await this.#conn.primaries()).map(p => p.client.ping()));
+    });
   }
 
   async close(): Promise<void> {
-    if (this.#client.isOpen) await this.#client.close();
+    if (this.#conn.isOpen) await this.#conn.close();
   }
 
   /** Deletes every key of a pool. For tests and `podlease` admin use only. */
@@ -642,6 +808,8 @@ export class RedisLeaseStore implements LeaseStore {
         throw new LayoutMismatchError(pool.name);
       case STATUS.ID_EXISTS:
         throw new LeaseIdExistsError(pool.name, call.leaseId);
+      case STATUS.RECONCILING:
+        throw new PoolReconcilingError(pool.name, str(r[1]), str(r[2]));
       default:
         throw new Error(`pool "${pool.name}": unexpected allocate status ${str(r[0])}`);
     }
@@ -692,6 +860,22 @@ export class RedisLeaseStore implements LeaseStore {
     return status === STATUS.OK;
   }
 
+  /**
+   * `--redis-min-replicas`: WAIT until that many replicas acknowledged the write just made to
+   * the slot of `key` (WAIT runs on the connection that carried it). Replication stays
+   * asynchronous: this narrows the window in which a failover loses an acknowledged lease, it
+   * does not close it (docs/redis.md).
+   */
+  async #replicated(key: string): Promise<void> {
+    if (this.#minReplicas <= 0) return;
+    const acked = await this.#do(() =>
+      this.#conn.waitReplicas(key, this.#minReplicas, this.#waitMs),
+    );
+    if (acked < this.#minReplicas) {
+      throw new ReplicasBehindError(this.#minReplicas, acked, this.#waitMs);
+    }
+  }
+
   async #script(name: ScriptName, keys: PoolKeys, args: readonly ScriptArg[]): Promise<Reply> {
     const fn = (this.#client as unknown as Record<string, ScriptCaller>)[scriptName(name)];
     if (fn === undefined) throw new Error(`script ${name} is not registered`);
@@ -729,21 +913,6 @@ export class RedisLeaseStore implements LeaseStore {
     }
   }
 }
-
-const createRedisClient = (options: RedisStoreOptions) =>
-  createClient({
-    url: options.url,
-    name: options.clientName ?? 'podlease',
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: options.connectTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS,
-      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2_000),
-    },
-    scripts,
-  });
-
-/** The URL without its password, for messages. */
-export const redactUrl = (url: string): string => url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 
 // Compile-time conformance of the factory.
 export const _check: (o: RedisStoreOptions) => Promise<LeaseStore> = o =>

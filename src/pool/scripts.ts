@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { defineScript, type CommandParser } from 'redis';
 import { STATE_KEY_TYPES, type KeyType, type PoolKeys } from './keys.js';
 
-export const SCRIPT_CONTRACT_VERSION = 'v3';
+export const SCRIPT_CONTRACT_VERSION = 'v4';
 
 const source = (file: string): string =>
   readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
@@ -48,6 +48,7 @@ export const SCRIPT_KEYS = {
   release: ['meta', 'released', 'leases', 'byip', 'pending', 'resbyip'],
   bind: ['leases', 'pending'],
   unreserve: ['meta', 'released', 'byip', 'sticky', 'resbyip'],
+  history: ['meta'],
 } as const satisfies Record<string, readonly KeyType[]>;
 
 export const SCRIPT_FILES = {
@@ -57,6 +58,7 @@ export const SCRIPT_FILES = {
   release: 'release-6.lua',
   bind: 'bind-2.lua',
   unreserve: 'unreserve-5.lua',
+  history: 'history-1.lua',
 } as const satisfies Record<keyof typeof SCRIPT_KEYS, string>;
 
 export type ScriptName = keyof typeof SCRIPT_FILES;

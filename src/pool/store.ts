@@ -185,6 +185,58 @@ export interface RestoreRequest {
   readonly now?: number | undefined;
 }
 
+/** A lease in a snapshot: the record, and its index in the layout `PoolSnapshot.layoutHash` names. */
+export interface SnapshotLease extends LeaseRecord {
+  readonly index: number;
+}
+
+/** A reservation in a snapshot, with its index (as `SnapshotLease.index`). */
+export interface SnapshotReservation extends Reservation {
+  readonly index: number;
+}
+
+/** An address released less than the reuse cooldown ago. */
+export interface CoolingAddress {
+  readonly ip: string;
+  readonly index: number;
+  /** When it was released (ms): the `released` zset's score. */
+  readonly releasedAt: number;
+}
+
+/**
+ * A pool's whole address state read in one pass (one MULTI in Redis): what the pool map draws.
+ * Every list is sorted: leases and reservations by index, cooling addresses oldest first.
+ */
+export interface PoolSnapshot {
+  readonly pool: string;
+  /**
+   * The hash of the layout the indexes refer to: the stored one, which is the caller's
+   * `pool.layout.hash` unless the replicas run different pools files.
+   */
+  readonly layoutHash: string;
+  /** Undefined while the pool waits for a rebuild (allocation refused). */
+  readonly epoch: string | undefined;
+  /** The time `cooling` (and `stats.cooling`) is measured at. */
+  readonly at: number;
+  readonly reuseCooldownMs: number;
+  /** The same counts `stats` gives, from the same read. */
+  readonly stats: PoolStats;
+  readonly leases: readonly SnapshotLease[];
+  readonly reservations: readonly SnapshotReservation[];
+  readonly cooling: readonly CoolingAddress[];
+}
+
+/**
+ * The server history a pool's leases live on (docs/design.md §10). Redis: the `master_replid` of
+ * the server holding the pool, which a failover or a restart changes. While `current` differs
+ * from `reconciledOn`, allocation answers PoolReconcilingError.
+ */
+export interface StoreHistory {
+  readonly current: string;
+  /** The history the pool was last reconciled on; undefined when none is recorded. */
+  readonly reconciledOn: string | undefined;
+}
+
 export interface LeaseStore {
   readonly kind: 'memory' | 'redis';
   /** Creates or checks the pool's state; lays it out again when the pools file changed. */
@@ -213,12 +265,32 @@ export interface LeaseStore {
   reservations(pool: Pool): Promise<Reservation[]>;
   /** Counts; `cooling` (and so `free`) as of `options.now` under `options.reuseCooldownMs`. */
   stats(pool: Pool, options?: CooldownOptions): Promise<PoolStats>;
+  /**
+   * Leases, reservations and cooling addresses of the pool in one consistent read (the pool
+   * map). Throws PoolRecoveringError when the pool has no state at all.
+   */
+  snapshot(pool: Pool, options?: CooldownOptions): Promise<PoolSnapshot>;
+  /**
+   * Keeps the last reconcile's report of the pool (JSON, see report.ts), replacing the one
+   * before. Kept apart from the address state, like the policies.
+   */
+  saveReport(pool: Pool, json: string): Promise<void>;
+  /** The report `saveReport` kept last, or undefined. */
+  report(pool: Pool): Promise<string | undefined>;
   /** Inserts a bound lease taken from a pod's annotations (rebuild). */
   restore(request: RestoreRequest): Promise<LeaseRecord>;
   /** The pool's epoch, or undefined when the pool is fresh or was wiped. */
   epoch(pool: Pool): Promise<string | undefined>;
   /** Sets the epoch after a rebuild: allocation may resume. */
   markReady(pool: Pool): Promise<string>;
+  /** The server history now and the one the pool was last reconciled on. */
+  history(pool: Pool): Promise<StoreHistory>;
+  /**
+   * Records that every pod's leases were checked against the store on `history` (as `history()`
+   * read it before the pods were listed): allocation resumes. False, and nothing written, when
+   * the server's history is no longer `history` (another failover meanwhile).
+   */
+  markReconciled(pool: Pool, history: string): Promise<boolean>;
   /**
    * Records a StatefulSet's retention policy (`statefulSet` is `<namespace>/<name>`), replacing
    * the one recorded before. Kept apart from the address state: a rebuild, `pools init` of a

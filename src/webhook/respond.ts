@@ -76,13 +76,36 @@ const poolDenial = (err: AnyPoolError): Denial => {
           `unknown pool ${quote(err.pool)}; known pools: ${err.known.length > 0 ? err.known.join(', ') : '(none)'}; ` +
           `fix the ${USER_ANNOTATIONS.pool} annotation of the pod or its namespace`,
       };
+    default:
+      return (
+        unavailable(err) ?? {
+          code: 500,
+          reason: err.code,
+          message: `internal error: ${err.message}`,
+        }
+      );
+  }
+};
+
+/** 503: the store cannot hand out an address now, and says why; a retry may succeed. */
+const unavailable = (err: AnyPoolError): Denial | undefined => {
+  switch (err.code) {
     case 'POOL_RECOVERING':
+    case 'POOL_RECONCILING':
     case 'LAYOUT_MISMATCH':
       return { code: 503, reason: err.code, message: err.message };
+    case 'REPLICAS_BEHIND':
+      return {
+        code: 503,
+        reason: err.code,
+        message:
+          `lease store: ${err.message}; the API server retries the pod; if this persists, check ` +
+          "that Redis' replicas are up and keep up (INFO replication)",
+      };
     case 'STORE_UNAVAILABLE':
       return { code: 503, reason: err.code, message: `${err.message}; ${RETRY}` };
     default:
-      return { code: 500, reason: err.code, message: `internal error: ${err.message}` };
+      return undefined;
   }
 };
 

@@ -688,6 +688,102 @@ export const describeLeaseStoreContract = (
       });
     });
 
+    it('a new pool is reconciled on the store history; markReconciled compares and sets', async () => {
+      const p = await pool({ cidr: '10.99.15.0/28' });
+      const before = await h.store.history(p);
+      expect(before.current).not.toBe('');
+      expect(before.reconciledOn).toBe(before.current);
+      expect(await h.store.markReconciled(p, before.current)).toBe(true);
+      // Another history than the server's: nothing confirmed, nothing changed.
+      expect(await h.store.markReconciled(p, `${before.current}-other`)).toBe(false);
+      expect(await h.store.history(p)).toEqual(before);
+      await lease(p);
+      const none = testPool({ cidr: '10.99.16.0/28' });
+      await expect(h.store.history(none)).rejects.toBeInstanceOf(PoolRecoveringError);
+      await expect(h.store.markReconciled(none, before.current)).rejects.toBeInstanceOf(
+        PoolRecoveringError,
+      );
+    });
+
+    describe('snapshot and report (the pool map)', () => {
+      const COOL = 60_000;
+      const T = Date.now();
+
+      it('one read gives leases, reservations and cooling addresses, sorted, with the stats', async () => {
+        const p = await pool({ cidr: '10.95.0.0/28', gateway: '10.95.0.1' }); // .2-.14
+        const at = { now: T, reuseCooldownMs: COOL };
+        const a = await lease(p, { ...at, pod: { namespace: 'web', name: 'a' } }); // .2
+        const b = await lease(p, { ...at, pod: { namespace: 'web', name: 'b' } }); // .3
+        await h.store.bind(p, b.lease.id, { namespace: 'web', name: 'b', uid: 'ub' }, T + 5);
+        await h.store.reserve(p, 'db/pg/1', '10.95.0.9', at);
+        const sticky = await lease(p, {
+          ...at,
+          pod: { namespace: 'db', name: 'pg-0' },
+          stickyKey: 'db/pg/0',
+          ip: '10.95.0.7',
+        });
+        const gone = await lease(p, at); // .4
+        await h.store.release(p, gone.lease.id, { now: T + 10 });
+        await h.store.release(p, a.lease.id, { now: T + 20 });
+        const snap = await h.store.snapshot(p, { now: T + 1_000, reuseCooldownMs: COOL });
+        expect(snap).toMatchObject({
+          pool: p.name,
+          layoutHash: p.layout.hash,
+          at: T + 1_000,
+          reuseCooldownMs: COOL,
+        });
+        expect(snap.epoch).toBe(await h.store.epoch(p));
+        expect(snap.leases.map(l => [l.ip, l.index, l.state, l.name])).toEqual([
+          ['10.95.0.3', 1, 'bound', 'b'],
+          ['10.95.0.7', 5, 'pending', 'pg-0'],
+        ]);
+        expect(snap.leases[0]).toMatchObject({ id: b.lease.id, uid: 'ub', boundAt: T + 5 });
+        expect(snap.leases[1]).toMatchObject({ id: sticky.lease.id, stickyKey: 'db/pg/0' });
+        expect(snap.reservations).toEqual([
+          { pool: p.name, key: 'db/pg/0', ip: '10.95.0.7', index: 5, leaseId: sticky.lease.id },
+          { pool: p.name, key: 'db/pg/1', ip: '10.95.0.9', index: 7, leaseId: undefined },
+        ]);
+        expect(snap.cooling).toEqual([
+          { ip: '10.95.0.4', index: 2, releasedAt: T + 10 },
+          { ip: '10.95.0.2', index: 0, releasedAt: T + 20 },
+        ]);
+        expect(snap.stats).toEqual(
+          await h.store.stats(p, { now: T + 1_000, reuseCooldownMs: COOL }),
+        );
+        expect(snap.stats).toMatchObject({ size: 13, leased: 3, cooling: 2, free: 8 });
+        // Past the cooldown, or without one, nothing cools.
+        const later = await h.store.snapshot(p, { now: T + 20 + COOL, reuseCooldownMs: COOL });
+        expect(later.cooling).toEqual([]);
+        expect((await h.store.snapshot(p)).cooling).toEqual([]);
+        expect(later.stats.free).toBe(10);
+      });
+
+      it('reads through the stored layout, and refuses a pool with no state', async () => {
+        const p = await pool({ cidr: '10.95.1.0/29' });
+        const a = await lease(p, { ip: '10.95.1.5' });
+        const other = reconfigure(p, { cidr: '10.95.1.0/28' });
+        const snap = await h.store.snapshot(other);
+        expect(snap.layoutHash).toBe(p.layout.hash);
+        expect(snap.leases.map(l => [l.id, l.ip])).toEqual([[a.lease.id, '10.95.1.5']]);
+        const none = testPool({ cidr: '10.95.2.0/29' });
+        await expect(h.store.snapshot(none)).rejects.toBeInstanceOf(PoolRecoveringError);
+      });
+
+      it('saveReport keeps the last report per pool, apart from the address state', async () => {
+        const p = await pool({ cidr: '10.95.3.0/29' });
+        const q = await pool({ cidr: '10.95.4.0/29' });
+        expect(await h.store.report(p)).toBeUndefined();
+        await h.store.saveReport(p, '{"at":1}');
+        await h.store.saveReport(p, '{"at":2}');
+        await h.store.saveReport(q, '{"at":3}');
+        expect(await h.store.report(p)).toBe('{"at":2}');
+        expect(await h.store.report(q)).toBe('{"at":3}');
+        const grown = reconfigure(p, { cidr: '10.95.3.0/28' });
+        expect(await h.store.ensurePool(grown, { initialize: true })).toBe('relaid');
+        expect(await h.store.report(grown)).toBe('{"at":2}');
+      });
+    });
+
     it('random lease/release sequences never give one address to two holders', async () => {
       await fc.assert(
         fc.asyncProperty(

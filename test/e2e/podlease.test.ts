@@ -2,7 +2,8 @@
 // MutatingWebhookConfiguration and a ValidatingWebhookConfiguration, and the kubelet stand-in runs
 // the bridge plugin with the podlease IPAM plugin (dist/cni/podlease) in a netns per pod.
 //
-// No controller runs yet (a later issue), so leases stay pending: pool sizes here allow for that.
+// This instance runs without the controller (`--controller off`; test/e2e/controller.test.ts runs
+// with it), so leases stay pending: pool sizes here allow for that.
 /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- @kubernetes/client-node's
    generated models are classes without behaviour; its API is meant to take object literals. */
 import { randomBytes } from 'node:crypto';

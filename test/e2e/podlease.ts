@@ -10,17 +10,8 @@
 // AdmissionReview exchanged (`capture: true`), which is how the fixtures under
 // test/fixtures/admission/captured/ were made.
 //
-// TODO(controller e2e): the controller's cases slot in here once `podlease serve --controller on`
-// exists, each as a test file using startPodlease() + startKubelet(podleaseIpam(...)):
-//   - deletion release: deleting a Deployment pod frees its lease (`leases()` loses it, pool
-//     stats go back down);
-//   - scale-down release: `podlease.io/when-scaled: Delete` frees ordinals above the new size;
-//   - StatefulSet deletion: `when-deleted: Delete` drops the reservations, `Retain` keeps them
-//     for a recreated StatefulSet of the same name;
-//   - Redis rebuild: `redis.flushPool`/a fresh redis-server, then the controller rebuilds the pool
-//     from the pods' annotations before the webhook allocates again ("recovering" denials
-//     meanwhile) — needs `restart()` of podlease serve against a new REDIS_URL;
-//   - pending-lease expiry: a lease whose pod never appeared is released after --lease-ttl.
+// With `controller: true` podlease serve runs its lease controller (`--controller on`, its own
+// leader Lease, fast timings) and makes the pools ready itself; test/e2e/controller.test.ts uses it.
 /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- @kubernetes/client-node's
    generated models are classes without behaviour; its API is meant to take object literals. */
 import { execFile } from 'node:child_process';

@@ -15,10 +15,17 @@
   - A sticky key asking for an exact address other than its reservation (an edited ip-list or
     static-ip) moves the reservation there when the new address is free and the old one has no
     bound lease; else the holder is named (-2).
+  - Modes "lease" and "reserve" hand out nothing while the server's replication history
+    (`master_replid` of INFO replication) differs from the one the pool was last reconciled on
+    (meta `history`): after a failover or a restart, leases acknowledged before may be lost, and
+    the controller first restores them from the pods' annotations (-9). A pool without a
+    `history` (made before v4) adopts the current one. A retry of an existing lease id is still
+    answered (it takes no new address); "restore" is never held back.
 
   Input:
     KEYS[1] meta       podlease:{pool}:meta      hash: size, layout, segments, cursor, held,
-                                                 epoch (missing = fresh or wiped pool), nofresh
+                                                 epoch (missing = fresh or wiped pool), nofresh,
+                                                 history (master_replid last reconciled on)
     KEYS[2] dirty      podlease:{pool}:dirty     bitmap: index ever handed out
     KEYS[3] released   podlease:{pool}:released  zset index -> release time (ms)
     KEYS[4] leases     podlease:{pool}:leases    hash leaseId -> record JSON
@@ -56,6 +63,7 @@
     { -2, "key", stickyKey, index }      address (index) held by another sticky reservation
     { -5 }                        pool not initialised (epoch missing)
     { -6, storedLayoutHash }      the pool was laid out from another pools file
+    { -9, history, reconciledOn } the server's history is not the one the pool was reconciled on
     { -8 }                        the lease id exists (another request, or restore elsewhere)
 ]]
 local rcall = redis.call
@@ -68,7 +76,8 @@ local podNs, podName, requestUid, attempt = ARGV[9], ARGV[10], ARGV[11], ARGV[12
 local replaceBefore = tonumber(ARGV[13])
 local now, cooldown = ARGV[14], tonumber(ARGV[15])
 
-local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh")
+local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh",
+  "history")
 if not meta[1] then return { -5 } end
 if meta[2] ~= layout then return { -6, meta[2] } end
 if mode ~= "restore" and not meta[5] then return { -5 } end
@@ -94,6 +103,16 @@ if mode ~= "reserve" then
     local r = 0
     if h.k then r = 1 end
     return { 0, h.i, "", r, 1, -1, existing }
+  end
+end
+
+-- 0b. Nothing new is handed out on a history the pool has not been reconciled on.
+if mode ~= "restore" then
+  local history = string.match(rcall("INFO", "replication"), "master_replid:(%x+)") or ""
+  if not meta[7] then
+    if not dryRun then rcall("HSET", metaKey, "history", history) end
+  elseif meta[7] ~= history then
+    return { -9, history, meta[7] }
   end
 end
 

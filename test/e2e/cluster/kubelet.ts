@@ -2,7 +2,10 @@
 // it (there is no scheduler), gives each non-hostNetwork pod a network namespace and runs the CNI
 // `bridge` plugin (with a configurable IPAM block) in it exactly as a container runtime would,
 // then reports the pod Running and Ready with the address from the CNI result. On deletion it
-// runs CNI DEL, removes the namespace and finishes the deletion (grace period 0).
+// runs CNI DEL, removes the namespace and finishes the deletion (grace period 0). Given a
+// conflist file (`conflistPath`, e.g. the one the chart's CNI installer wrote), it runs that
+// instead, the way libcni does: each plugin in turn with the previous result, and
+// `runtimeConfig` for the capabilities a plugin declares.
 //
 // Network safety: the bridge is a test bridge with no uplink and no masquerading, and the IPAM
 // default is a test-only subnet without routes, so no namespace gets a route off the machine.
@@ -83,6 +86,38 @@ export function hostLocalIpam(
   return { type: 'host-local', ranges: [[{ subnet }]], dataDir };
 }
 
+const POD_ANNOTATIONS_CAPABILITY = 'io.kubernetes.cri.pod-annotations';
+
+interface Conflist {
+  readonly cniVersion?: string;
+  readonly name?: string;
+  readonly plugins?: readonly Record<string, unknown>[];
+}
+
+/**
+ * libcni's per-plugin network configuration of a conflist: the plugin's own fields plus the
+ * list's name and cniVersion, `runtimeConfig` holding the capability arguments the plugin
+ * declares, and the previous plugin's result.
+ */
+export function conflistNetconf(
+  list: Conflist,
+  plugin: Record<string, unknown>,
+  capabilityArgs: Readonly<Record<string, unknown>>,
+  prevResult: CniResult | undefined,
+): Record<string, unknown> {
+  const declared = (plugin.capabilities ?? {}) as Record<string, unknown>;
+  const runtimeConfig = Object.fromEntries(
+    Object.entries(capabilityArgs).filter(([name]) => declared[name] === true),
+  );
+  return {
+    ...plugin,
+    cniVersion: list.cniVersion,
+    name: list.name,
+    ...(Object.keys(runtimeConfig).length > 0 ? { runtimeConfig } : {}),
+    ...(prevResult ? { prevResult } : {}),
+  };
+}
+
 export interface KubeletOptions {
   readonly kubeconfigPath: string;
   readonly nodeName?: string;
@@ -105,6 +140,13 @@ export interface KubeletOptions {
   readonly passPodAnnotations?: boolean;
   /** Extra environment for the CNI plugin (e.g. a log level). */
   readonly cniEnv?: Readonly<Record<string, string>>;
+  /**
+   * A conflist to wire pods with instead of the built-in bridge netconf (`ipam` is then unused).
+   * Read at every ADD and DEL, as a runtime re-reads its conf dir. With `passPodAnnotations`,
+   * the annotations go only to plugins that declare the `io.kubernetes.cri.pod-annotations`
+   * capability, as containerd does.
+   */
+  readonly conflistPath?: string;
 }
 
 export interface RunningPod {
@@ -306,7 +348,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     typeof opts.ipam === 'function'
       ? opts.ipam(workDir)
       : (opts.ipam ?? hostLocalIpam(path.join(workDir, 'host-local')));
-  const bridgePlugin = findPlugin(cniPath, 'bridge');
+  const bridgePlugin = opts.conflistPath === undefined ? findPlugin(cniPath, 'bridge') : '';
   const ipForwardBefore = readFileSync(IP_FORWARD, 'utf8').trim();
   writeFileSync(path.join(workDir, STATE_IP_FORWARD), ipForwardBefore);
   writeFileSync(path.join(workDir, STATE_BRIDGE), bridge);
@@ -344,6 +386,63 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       : {}),
     ...(prevResult ? { prevResult } : {}),
   });
+
+  const readConflist = (): Conflist => {
+    const list = JSON.parse(readFileSync(opts.conflistPath ?? '', 'utf8')) as Conflist;
+    if (!Array.isArray(list.plugins) || list.plugins.length === 0) {
+      throw new CniError(`${opts.conflistPath ?? ''}: no plugins`);
+    }
+    return list;
+  };
+  const capabilityArgs = (pod: k8s.V1Pod): Record<string, unknown> =>
+    opts.passPodAnnotations
+      ? { [POD_ANNOTATIONS_CAPABILITY]: pod.metadata?.annotations ?? {} }
+      : {};
+
+  /** CNI ADD of the pod's network: the built-in netconf, or each plugin of the conflist. */
+  const addNetwork = async (inv: Omit<CniInvocation, 'netconf'>): Promise<CniResult> => {
+    const env = opts.cniEnv ?? {};
+    if (opts.conflistPath === undefined) {
+      const out = await runCni(bridgePlugin, { ...inv, netconf: netconf(inv.pod) }, cniPath, env);
+      return JSON.parse(out) as CniResult;
+    }
+    const list = readConflist();
+    let result: CniResult | undefined;
+    for (const plugin of list.plugins ?? []) {
+      const conf = conflistNetconf(list, plugin, capabilityArgs(inv.pod), result);
+      const out = await runCni(
+        findPlugin(cniPath, String(plugin.type)),
+        { ...inv, netconf: conf },
+        cniPath,
+        env,
+      );
+      result = JSON.parse(out) as CniResult;
+    }
+    return result ?? {};
+  };
+
+  /** CNI DEL of the pod's network (a conflist's plugins in reverse, each with the last result). */
+  const delNetwork = async (
+    inv: Omit<CniInvocation, 'netconf' | 'command'>,
+    prevResult: CniResult | undefined,
+  ): Promise<void> => {
+    const env = opts.cniEnv ?? {};
+    const del = { ...inv, command: 'DEL' as const };
+    if (opts.conflistPath === undefined) {
+      await runCni(bridgePlugin, { ...del, netconf: netconf(inv.pod, prevResult) }, cniPath, env);
+      return;
+    }
+    const list = readConflist();
+    for (const plugin of [...(list.plugins ?? [])].reverse()) {
+      const conf = conflistNetconf(list, plugin, capabilityArgs(inv.pod), prevResult);
+      await runCni(
+        findPlugin(cniPath, String(plugin.type)),
+        { ...del, netconf: conf },
+        cniPath,
+        env,
+      );
+    }
+  };
 
   const recordEvent = async (pod: k8s.V1Pod, reason: string, message: string): Promise<void> => {
     const namespace = pod.metadata?.namespace ?? 'default';
@@ -404,21 +503,10 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
       const inv = { command: 'ADD' as const, containerId, netnsPath: `/run/netns/${netns}`, pod };
       let result: CniResult;
       try {
-        const out = await runCni(
-          bridgePlugin,
-          { ...inv, netconf: netconf(pod) },
-          cniPath,
-          opts.cniEnv ?? {},
-        );
-        result = JSON.parse(out) as CniResult;
+        result = await addNetwork(inv);
       } catch (err) {
         // what a runtime does after a failed ADD: DEL, then drop the sandbox
-        await runCni(
-          bridgePlugin,
-          { ...inv, command: 'DEL', netconf: netconf(pod) },
-          cniPath,
-          opts.cniEnv ?? {},
-        ).catch(() => undefined);
+        await delNetwork(inv, undefined).catch(() => undefined);
         await deleteNetns(netns).catch(() => undefined);
         throw err;
       }
@@ -449,12 +537,7 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
         pod: pod ?? { metadata: { namespace: entry.namespace, name: entry.name, uid } },
       };
       try {
-        await runCni(
-          bridgePlugin,
-          { ...inv, netconf: netconf(inv.pod, entry.cniResult) },
-          cniPath,
-          opts.cniEnv ?? {},
-        );
+        await delNetwork(inv, entry.cniResult);
       } catch (err) {
         failures.push({
           command: 'DEL',
@@ -578,7 +661,12 @@ export async function startKubelet(opts: KubeletOptions): Promise<Kubelet> {
     }, INFORMER_RESTART_MS);
   });
   await informer.start();
-  log(`started: node ${nodeName}, bridge ${bridge}, ipam ${JSON.stringify(ipam)}`);
+  log(
+    `started: node ${nodeName}, bridge ${bridge}, ` +
+      (opts.conflistPath === undefined
+        ? `ipam ${JSON.stringify(ipam)}`
+        : `conflist ${opts.conflistPath}`),
+  );
 
   const idle = async (): Promise<void> => {
     while (queues.size > 0) await Promise.allSettled([...queues.values()]);

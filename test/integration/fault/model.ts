@@ -9,7 +9,11 @@
  * - no address is held by two live pods, and no two store leases share an address;
  * - every pod the API server created holds its acknowledged lease, with its address;
  * - nothing is left behind: every store lease belongs to a live pod, or to an admission the API
- *   server rejected after mutation (the controller's expiry releases those);
+ *   server rejected after mutation or whose answer it never read (the controller's expiry
+ *   releases those);
+ * - every sticky reservation the model knows of is where the last allowed admission put it, or
+ *   where an admission left unanswered (503, the store did not answer in time) asked to move it:
+ *   its script may have run all the same, and a rollback gives back the lease, not the move;
  * - counters are exact: leased = distinct addresses held by leases and reservations.
  */
 import { randomUUID } from 'node:crypto';
@@ -23,18 +27,9 @@ import { handleMutate, type WebhookDeps } from '../../../src/webhook/handlers.js
 import { NO_NAMESPACES } from '../../../src/webhook/namespaces.js';
 import { applyAnnotationPatch } from '../../../src/webhook/patch.js';
 import type { AdmissionReview, PatchOperation } from '../../../src/webhook/types.js';
+import { rng } from '../../helpers/rng.js';
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-};
+export { rng };
 
 const POOL = 'fault';
 const NS = 'fault';
@@ -103,6 +98,29 @@ export interface FaultResult {
 
 const sleep = (ms: number): Promise<void> => new Promise(r => setTimeout(r, ms));
 
+/** The webhook replicas' store timeout: Redis stalled for longer gives 503 denials. */
+const STORE_TIMEOUT_MS = 250;
+/**
+ * The command timeout of the model's own connection (the controller, relayouts and the checks).
+ * On a busy machine a call can take longer than the replicas' 250 ms, and a controller call that
+ * timed out would leave the model not knowing what it did.
+ */
+const CONTROL_TIMEOUT_MS = 10_000;
+/** How long a release after a failed or late admission keeps retrying (the webhook's budget). */
+const CLEANUP_BUDGET_MS = 15_000;
+/**
+ * How long a check waits for the store to agree with the model: late script runs after a stall
+ * and the webhook's background releases, which retry for up to CLEANUP_BUDGET_MS. Twice that
+ * leaves room for a machine busy with other tests.
+ */
+const SETTLE_MS = 2 * CLEANUP_BUDGET_MS;
+
+/** The 503 of a store call that did not answer in time: its script may still have run. */
+const unanswered = (answer: AdmissionReview): boolean =>
+  answer.response?.allowed !== true &&
+  answer.response?.status?.code === 503 &&
+  answer.response.status.message.startsWith('podlease: lease store unavailable');
+
 /** One fault run; throws an Error naming the seed, the step and the broken invariant. */
 export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => {
   const random = rng(opts.seed);
@@ -116,6 +134,14 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
   const orphans = new Set<string>();
   /** Model of the sticky reservations: key -> address. */
   const reserved = new Map<string, string>();
+  /**
+   * Addresses a key's reservation may have moved to since the last allowed admission for it: an
+   * ip-list admission answered 503 because the store did not answer in time may have run its
+   * script all the same (late, after a stall, or before a timer that fired first on a busy event
+   * loop). Its lease is released again by id and attempt token; the move stays, as it does for an
+   * allowed admission whose pod the API server rejects.
+   */
+  const mayHaveMoved = new Map<string, Set<string>>();
   let ipListVersion = 0;
   const counts = { allowed: 0, denied: 0, stalls: 0, relayouts: 0, retries: 0, duplicates: 0 };
   let step = 0;
@@ -132,7 +158,7 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     namespaces: NO_NAMESPACES,
     config: {
       leaseTtlMs: DEFAULTS.leaseTtlMs,
-      storeTimeoutMs: 250,
+      storeTimeoutMs: STORE_TIMEOUT_MS,
       bodyLimitBytes: 1 << 20,
       serviceAccount: DEFAULTS.serviceAccount,
       statefulSetCreators: DEFAULTS.statefulSetCreators,
@@ -141,17 +167,24 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     },
     log: silentLogger(),
     pods,
-    cleanupBudgetMs: 15_000,
+    cleanupBudgetMs: CLEANUP_BUDGET_MS,
   });
   const replicas: Replica[] = [];
   for (let r = 0; r < (opts.replicas ?? 3); r++) {
-    const store = await RedisLeaseStore.connect({ url: opts.redisUrl, commandTimeoutMs: 250 });
+    const store = await RedisLeaseStore.connect({
+      url: opts.redisUrl,
+      commandTimeoutMs: STORE_TIMEOUT_MS,
+    });
     replicas.push({ store, variant: 0, deps: depsFor(store, 0) });
   }
   const admin = replicas[0];
   if (admin === undefined) throw new Error('no replica');
-  await admin.store.dropPool(POOL);
-  await admin.store.ensurePool(poolOf(poolsOf(0)), { initialize: true });
+  const control = await RedisLeaseStore.connect({
+    url: opts.redisUrl,
+    commandTimeoutMs: CONTROL_TIMEOUT_MS,
+  });
+  await control.dropPool(POOL);
+  await control.ensurePool(poolOf(poolsOf(0)), { initialize: true });
 
   const review = (a: {
     uid?: string;
@@ -245,26 +278,61 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     return applyAnnotationPatch({}, ops) ?? {};
   };
 
-  /** The API server's side: an allowed pod is created (or, now and then, rejected after mutation). */
-  const created = (a: Admission, answer: AdmissionReview): void => {
+  /** `ns/sts/N` for a StatefulSet pod's admission, else undefined. */
+  const stickyKeyOf = (a: Admission): string | undefined =>
+    (a.kind === 'sticky' || a.kind === 'iplist') && a.name !== undefined
+      ? `${NS}/${a.name.replace(/-(\d+)$/, '/$1')}`
+      : undefined;
+
+  /** The lease id and address of an allowed answer. */
+  const leaseOf = (answer: AdmissionReview): { leaseId: string; ip: string } => {
     const ann = annotationsOf(answer);
     const lease = ann['podlease.io/lease'] ?? fail('allowed without a lease annotation');
     const ip = ann['podlease.io/ip'] ?? fail('allowed without an address');
-    const leaseId = lease.slice(lease.indexOf('/') + 1);
-    const name = a.name ?? `dep-${randomUUID().slice(0, 8)}`;
-    const stickyKey =
-      a.kind === 'sticky' || a.kind === 'iplist'
-        ? `${NS}/${name.replace(/-(\d+)$/, '/$1')}`
-        : undefined;
-    if (stickyKey !== undefined) {
-      // An allowed admission reserved (or, for an edited ip-list, moved) the ordinal's address,
-      // whatever the API server then does with the pod.
-      const before = reserved.get(stickyKey);
-      if (before !== undefined && before !== ip && a.kind === 'sticky') {
-        fail(`sticky ${stickyKey} was ${before}, admitted with ${ip}`);
-      }
-      reserved.set(stickyKey, ip);
+    return { leaseId: lease.slice(lease.indexOf('/') + 1), ip };
+  };
+
+  /**
+   * The store's side of an allowed admission: it reserved (or, for an edited ip-list, moved) the
+   * ordinal's address, whatever the API server then does with the pod or the answer.
+   */
+  const reservedBy = (a: Admission, ip: string): void => {
+    const stickyKey = stickyKeyOf(a);
+    if (stickyKey === undefined) return;
+    const before = reserved.get(stickyKey);
+    if (before !== undefined && before !== ip && a.kind === 'sticky') {
+      fail(`sticky ${stickyKey} was ${before}, admitted with ${ip}`);
     }
+    reserved.set(stickyKey, ip);
+    mayHaveMoved.delete(stickyKey);
+  };
+
+  /** The store's side of an admission answered 503 (no answer in time): it may have run. */
+  const perhapsReservedBy = (a: Admission): void => {
+    const stickyKey = stickyKeyOf(a);
+    if (stickyKey === undefined || a.kind !== 'iplist' || a.name === undefined) return;
+    // Without an ip-list a reservation never moves, and it never moves away from a pod that
+    // exists (its lease is bound, or pending and not taken over while the pod exists). A
+    // reservation the model does not know of is not checked.
+    if (live.has(a.name)) return;
+    const ordinal = Number(a.name.slice('kafka-'.length));
+    const object = a.review.request?.object as {
+      metadata: { annotations: Record<string, string> };
+    };
+    const asked = object.metadata.annotations['podlease.io/ip-list']?.split(',')[ordinal];
+    if (asked === undefined) return;
+    const maybe = mayHaveMoved.get(stickyKey) ?? new Set<string>();
+    mayHaveMoved.set(stickyKey, maybe.add(asked));
+  };
+
+  /** The API server's side: an allowed pod is created (or, now and then, rejected after mutation). */
+  const created = (a: Admission, answer: AdmissionReview): void => {
+    const { leaseId, ip } = leaseOf(answer);
+    const name = a.name ?? `dep-${randomUUID().slice(0, 8)}`;
+    const stickyKey = stickyKeyOf(a);
+    reservedBy(a, ip);
+    // A retried call (same uid) whose first answer was lost: the lease is now acknowledged.
+    orphans.delete(leaseId);
     if (a.name !== undefined && live.has(a.name)) {
       // AlreadyExists: the API server rejects this CREATE; its lease must not have voided the
       // running pod's.
@@ -278,7 +346,8 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     live.set(name, { name, uid: randomUUID(), leaseId, ip, bound: false, stickyKey });
   };
 
-  const admit = async (
+  /** One webhook call, counted; a 500 (an internal error) fails the run. */
+  const call = async (
     replica: Replica,
     a: Admission,
     apiTimeoutMs?: number,
@@ -286,7 +355,6 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     const { review: answer } = await handleMutate(a.review, { apiTimeoutMs }, replica.deps);
     if (answer.response?.allowed === true) {
       counts.allowed++;
-      created(a, answer);
     } else {
       counts.denied++;
       const code = answer.response?.status?.code ?? 0;
@@ -295,24 +363,58 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     return answer;
   };
 
+  /** A webhook call whose answer the API server goes by. */
+  const admit = async (
+    replica: Replica,
+    a: Admission,
+    apiTimeoutMs?: number,
+  ): Promise<AdmissionReview> => {
+    const answer = await call(replica, a, apiTimeoutMs);
+    if (answer.response?.allowed === true) created(a, answer);
+    else if (unanswered(answer)) perhapsReservedBy(a);
+    return answer;
+  };
+
   const pool = (): Pool => poolOf(admin.deps.pools);
 
+  /** Waits (up to SETTLE_MS when `settle`) for the store to agree with the model. */
   const checkInvariants = async (settle: boolean): Promise<void> => {
-    const deadline = Date.now() + (settle ? 20_000 : 0);
+    const started = Date.now();
+    const deadline = started + (settle ? SETTLE_MS : 0);
     for (;;) {
       const problem = await findProblem();
       if (problem === undefined) return;
-      if (Date.now() >= deadline) fail(problem);
+      if (Date.now() >= deadline) {
+        fail(
+          settle
+            ? `${problem} (still so after ${Date.now() - started} ms waiting for late store ` +
+                `answers and the webhook's background releases, whose budget is ` +
+                `${CLEANUP_BUDGET_MS} ms)`
+            : problem,
+        );
+      }
       await sleep(100);
     }
+  };
+
+  /**
+   * The reservation of `key` is `ip` as far as the model can tell. An address an unanswered
+   * admission asked for, once seen, is where the reservation is from then on: that script has run.
+   */
+  const reservationAgrees = (key: string, modelIp: string, storeIp: string): boolean => {
+    if (storeIp === modelIp) return true;
+    if (mayHaveMoved.get(key)?.has(storeIp) !== true) return false;
+    reserved.set(key, storeIp);
+    mayHaveMoved.delete(key);
+    return true;
   };
 
   const findProblem = async (): Promise<string | undefined> => {
     const p = pool();
     const [leases, reservations, stats] = await Promise.all([
-      admin.store.leases(p),
-      admin.store.reservations(p),
-      admin.store.stats(p),
+      control.leases(p),
+      control.reservations(p),
+      control.stats(p),
     ]);
     const liveIps = [...live.values()].map(x => x.ip);
     if (new Set(liveIps).size !== liveIps.length)
@@ -334,7 +436,11 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     for (const [key, ip] of reserved) {
       const r = reservations.find(x => x.key === key);
       if (r === undefined) return `reservation ${key} (${ip}) is gone`;
-      if (r.ip !== ip) return `reservation ${key} is ${r.ip}, the model says ${ip}`;
+      if (!reservationAgrees(key, ip, r.ip)) {
+        const maybe = [...(mayHaveMoved.get(key) ?? [])];
+        const or = maybe.length > 0 ? ` (or, unanswered, ${maybe.join(' or ')})` : '';
+        return `reservation ${key} is ${r.ip}, the model says ${ip}${or}`;
+      }
     }
     const held = new Set([...storeIps, ...reservations.map(r => r.ip)]);
     if (stats.leased !== held.size)
@@ -347,14 +453,14 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     const unbound = [...live.values()].filter(x => !x.bound);
     if (unbound.length === 0) return;
     const pod = pick(unbound);
-    await admin.store.bind(pool(), pod.leaseId, { namespace: NS, name: pod.name, uid: pod.uid });
+    await control.bind(pool(), pod.leaseId, { namespace: NS, name: pod.name, uid: pod.uid });
     pod.bound = true;
   };
 
   const controllerDelete = async (): Promise<void> => {
     if (live.size === 0) return;
     const pod = pick([...live.values()]);
-    const r = await admin.store.release(pool(), pod.leaseId, pod.bound ? { uid: pod.uid } : {});
+    const r = await control.release(pool(), pod.leaseId, pod.bound ? { uid: pod.uid } : {});
     if (!r.released)
       fail(`release of live pod ${pod.name} (${pod.leaseId}) freed nothing: ${r.reason ?? ''}`);
     live.delete(pod.name);
@@ -362,7 +468,7 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
 
   const controllerExpire = async (): Promise<void> => {
     for (const id of [...orphans]) {
-      await admin.store.release(pool(), id, { onlyIfPending: true });
+      await control.release(pool(), id, { onlyIfPending: true });
       orphans.delete(id);
     }
   };
@@ -371,13 +477,14 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     counts.relayouts++;
     const r = pick(replicas);
     const variant = pick([0, 1, 2].filter(v => v !== r.variant));
-    // Other replicas keep admitting while this one lays the pool out again.
+    // Other replicas keep admitting while this one lays the pool out again (on the model's
+    // connection: a relayout that timed out would leave the model not knowing the layout).
     const others = replicas.filter(x => x !== r);
     const during = Promise.all(
       others.flatMap(o => [admit(o, newAdmission()), admit(o, newAdmission())]),
     );
     try {
-      await r.store.ensurePool(poolOf(poolsOf(variant)), { initialize: false });
+      await control.ensurePool(poolOf(poolsOf(variant)), { initialize: false });
       for (const x of replicas) {
         x.variant = variant;
         x.deps = depsFor(x.store, variant);
@@ -405,9 +512,18 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
     counts.retries++;
     const r = pick(replicas);
     const a = newAdmission();
-    const first = await admit(r, a);
-    // The API server retries the same call (same uid), perhaps on another replica.
-    const { review: again } = await handleMutate(a.review, {}, pick(replicas).deps);
+    // The first answer is lost on its way back (a reset connection), so the API server calls
+    // again with the same request (same uid), perhaps on another replica, and goes by that second
+    // answer alone. Until then a lease the first call made is one no pod may ever carry.
+    const first = await call(r, a);
+    if (first.response?.allowed === true) {
+      const { leaseId, ip } = leaseOf(first);
+      reservedBy(a, ip);
+      orphans.add(leaseId);
+    } else if (unanswered(first)) {
+      perhapsReservedBy(a);
+    }
+    const again = await admit(pick(replicas), a);
     const l1 = annotationsOf(first)['podlease.io/lease'];
     const l2 = annotationsOf(again)['podlease.io/lease'];
     if (first.response?.allowed === true && again.response?.allowed === true && l1 !== l2) {
@@ -465,6 +581,7 @@ export const runFaultSeed = async (opts: FaultOptions): Promise<FaultResult> => 
   } finally {
     opts.stall(false);
     for (const r of replicas) await r.store.close();
+    await control.close();
   }
   return counts;
 };

@@ -1,9 +1,12 @@
 /**
  * Lease safety against real redis-server processes, one test per way the protocol used to give
  * an address twice or leave one behind: a relayout racing allocations, a wiped store re-used,
- * an evicting Redis accepted, admissions left behind by a stalled Redis.
+ * an evicting Redis accepted, admissions left behind by a stalled Redis (which must also answer
+ * in time, make /readyz false and heal by itself).
  */
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +21,9 @@ import { toPoolSet } from '../../../src/pool/pools-file.js';
 import { StoreConfigError } from '../../../src/pool/errors.js';
 import { newLeaseId } from '../../../src/pool/lease-id.js';
 import { RedisLeaseStore } from '../../../src/pool/redis-store.js';
+import { createOpsApp } from '../../../src/webhook/app.js';
 import { handleMutate } from '../../../src/webhook/handlers.js';
+import { createMetrics } from '../../../src/webhook/metrics.js';
 import { NO_NAMESPACES } from '../../../src/webhook/namespaces.js';
 import { reviewWith } from '../../fixtures/admission/load.js';
 import { reconfigure, testPool } from '../../helpers/pools.js';
@@ -116,12 +121,25 @@ describe.skipIf(skip !== '')(`lease safety${skip === '' ? '' : ` (skipped: ${ski
     }
   });
 
-  it('admissions during a Redis stall are answered 503 and leave no lease behind', async () => {
+  it('a Redis stall: admissions answered 503 within the deadline, /readyz false, no lease left behind; it heals by itself', async () => {
     const pools = toPoolSet({
       pools: [{ name: `stall-${Date.now()}`, cidr: '10.89.0.0/24', default: true }],
     });
     const pool = [...pools.pools.values()][0]!;
     const store = await RedisLeaseStore.connect({ url: redis.url, commandTimeoutMs: 200 });
+    const ops = createServer(
+      createOpsApp({
+        store,
+        metrics: createMetrics({ store, pools, statsCacheMs: 1_000, statsTimeoutMs: 200 }),
+        pingTimeoutMs: 200,
+        accepting: () => true,
+        namespacesReady: () => true,
+        log: silentLogger(),
+      }),
+    );
+    await new Promise<void>(r => ops.listen(0, '127.0.0.1', r));
+    const readyz = async (): Promise<number> =>
+      (await fetch(`http://127.0.0.1:${(ops.address() as AddressInfo).port}/readyz`)).status;
     try {
       await store.ensurePool(pool, { initialize: true });
       const deps = {
@@ -131,21 +149,38 @@ describe.skipIf(skip !== '')(`lease safety${skip === '' ? '' : ` (skipped: ${ski
         config: { ...WEBHOOK, storeTimeoutMs: 200 },
         log: silentLogger(),
       };
+      const admit = async (uid: string): Promise<{ code: number | undefined; ms: number }> => {
+        const started = Date.now();
+        const { review } = await handleMutate(
+          reviewWith('create-pod-deployment', { uid }),
+          {},
+          deps,
+        );
+        const code = review.response?.allowed === true ? 200 : review.response?.status?.code;
+        return { code, ms: Date.now() - started };
+      };
+      expect(await readyz()).toBe(200);
       redis.child.kill('SIGSTOP');
-      const answers = Promise.all(
-        Array.from({ length: 12 }, (_, n) =>
-          handleMutate(reviewWith('create-pod-deployment', { uid: `stall-${n}` }), {}, deps),
-        ),
-      );
+      const answers = Promise.all(Array.from({ length: 12 }, (_, n) => admit(`stall-${n}`)));
+      const probe = Date.now();
+      expect(await readyz()).toBe(503);
+      // The probe answers within its ping timeout (200 ms), not when Redis comes back.
+      expect(Date.now() - probe).toBeLessThan(1_500);
       await new Promise(r => setTimeout(r, 2_500));
       redis.child.kill('SIGCONT');
-      const codes = (await answers).map(a => a.review.response?.status?.code);
-      expect(codes).toEqual(Array.from({ length: 12 }, () => 503));
+      const answered = await answers;
+      expect(answered.map(a => a.code)).toEqual(Array.from({ length: 12 }, () => 503));
+      // Each inside the deadline (the 200 ms store timeout), with room for a busy machine.
+      for (const a of answered) expect(a.ms).toBeLessThan(1_500);
       await expect.poll(async () => (await store.stats(pool)).leased, { timeout: 15_000 }).toBe(0);
       expect(await store.leases(pool)).toEqual([]);
+      // Healed without a restart: ready again, and the next admission is allowed.
+      await expect.poll(readyz, { timeout: 10_000 }).toBe(200);
+      expect((await admit('after-stall')).code).toBe(200);
       await store.dropPool(pool.name);
     } finally {
       redis.child.kill('SIGCONT');
+      await new Promise(r => ops.close(r));
       await store.close();
     }
   });

@@ -152,6 +152,22 @@ describe('environment variables', () => {
     expect(c.kube.kubeconfig).toBe('/kc');
   });
 
+  it('--ui-listen: off by default, a bare port on 127.0.0.1, or host:port', () => {
+    expect(load(['serve']).serve.uiListen).toBeUndefined();
+    expect(load(['serve', '--ui-listen', '8081']).serve.uiListen).toEqual({
+      host: '127.0.0.1',
+      port: 8081,
+    });
+    expect(load(['serve'], { PODLEASE_UI_LISTEN: '[::1]:9000' }).serve.uiListen).toEqual({
+      host: '::1',
+      port: 9000,
+    });
+    expect(load(['serve', '--ui-listen', 'off']).serve.uiListen).toBeUndefined();
+    expect(issues(['serve', '--ui-listen', 'everywhere'])).toEqual([
+      expect.stringMatching(/^--ui-listen: "everywhere" is not off, a port \(on 127.0.0.1\)/),
+    ]);
+  });
+
   it('lets the command line win, ignores empty variables, and never reads per-command arguments', () => {
     const c = load(['leases', '-o', 'table', '--log-level=warn'], {
       PODLEASE_OUTPUT: 'json',

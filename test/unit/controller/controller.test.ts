@@ -7,6 +7,7 @@ import { kubeEvents } from '../../../src/k8s/events.js';
 import { LeaderElector } from '../../../src/k8s/leader.js';
 import { createLogger } from '../../../src/log/logger.js';
 import { MemoryLeaseStore } from '../../../src/pool/memory-store.js';
+import { parseReport } from '../../../src/pool/report.js';
 import { toPoolSet, type Pool } from '../../../src/pool/pools-file.js';
 import { FakeApi, type FakePod } from './fake-api.js';
 
@@ -114,6 +115,15 @@ const stsPod = (sts: string, ordinal: number, stsUid: string): FakePod => ({
     { apiVersion: 'apps/v1', kind: 'StatefulSet', name: sts, uid: stsUid, controller: true },
   ],
 });
+
+/** A store whose pool holds one lease bound to a pod (uid) that the API server may not have. */
+const boundStore = async (id: string, name: string, uid: string): Promise<MemoryLeaseStore> => {
+  const store = new MemoryLeaseStore();
+  await store.ensurePool(pool, { initialize: true });
+  await store.allocate({ pool, leaseId: id, pod: { namespace: 'ns', name }, ttlMs: 60_000 });
+  await store.bind(pool, id, { namespace: 'ns', name, uid });
+  return store;
+};
 
 describe('Controller', () => {
   it('binds a pending lease when its pod appears, and releases it when the pod is deleted', async () => {
@@ -264,15 +274,9 @@ describe('Controller', () => {
   });
 
   it('reconcile releases a bound lease whose pod is gone (deleted while no controller ran), after a GET confirms it', async () => {
-    const store = new MemoryLeaseStore();
-    await store.ensurePool(pool, { initialize: true });
-    const a = await store.allocate({
-      pool,
-      leaseId: '01QVIET000000000000000000A',
-      pod: { namespace: 'ns', name: 'quiet' },
-      ttlMs: 60_000,
-    });
-    await store.bind(pool, a.lease.id, { namespace: 'ns', name: 'quiet', uid: 'u3' });
+    const a = { lease: { id: '01QVIET000000000000000000A' } };
+    const store = await boundStore(a.lease.id, 'quiet', 'u3');
+    const ip = (await store.get(pool, a.lease.id))?.ip;
     // Another pod of the same name now: the lease's pod (uid u3) is still gone.
     const api = new FakeApi();
     api.upsertPod({ uid: 'u3-successor', namespace: 'ns', name: 'quiet' });
@@ -284,18 +288,19 @@ describe('Controller', () => {
     expect(await h.registry.getSingleMetricAsString('podlease_leases_leaked_total')).toMatch(
       / 1$/m,
     );
+    // The findings are kept in the store, for every replica's pool map.
+    const report = await until('report saved', async () => parseReport(await store.report(pool)));
+    expect(report).toMatchObject({ total: 1, counts: { leaked: 1 } });
+    expect(report.findings[0]).toMatchObject({
+      kind: 'leaked',
+      ip,
+      leaseId: a.lease.id,
+    });
   });
 
   it('does not release a bound lease when the GET finds its pod after all', async () => {
-    const store = new MemoryLeaseStore();
-    await store.ensurePool(pool, { initialize: true });
-    const a = await store.allocate({
-      pool,
-      leaseId: '01HERE0000000000000000000A',
-      pod: { namespace: 'ns', name: 'here' },
-      ttlMs: 60_000,
-    });
-    await store.bind(pool, a.lease.id, { namespace: 'ns', name: 'here', uid: 'u4' });
+    const a = { lease: { id: '01HERE0000000000000000000A' } };
+    const store = await boundStore(a.lease.id, 'here', 'u4');
     const api = new FakeApi();
     const h = await start({ api, store, init: false, options: { reconcileIntervalMs: 30 } });
     // The pod exists, but the watch never told of it: the reconcile's fresh list finds it.

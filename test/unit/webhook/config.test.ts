@@ -83,7 +83,12 @@ describe('loadConfig', () => {
       PODLEASE_SERVICE_ACCOUNT: 'system:serviceaccount:ipam:podlease',
       PODLEASE_POOLS: 'pools.yaml',
     });
-    expect(c.store).toEqual({ kind: 'redis', redisUrl: 'redis://127.0.0.1:6379', timeoutMs: 750 });
+    expect(c.store).toMatchObject({
+      kind: 'redis',
+      redisUrl: 'redis://127.0.0.1:6379',
+      timeoutMs: 750,
+      redis: { topology: { kind: 'single', url: 'redis://127.0.0.1:6379' }, minReplicas: 0 },
+    });
     expect(c.serve.webhook.leaseTtlMs).toBe(120_000);
     expect(c.serve.webhook.storeTimeoutMs).toBe(750);
     expect(c.serve.metricsListen).toEqual({ host: '127.0.0.1', port: 9090 });
@@ -178,12 +183,6 @@ describe('loadConfig', () => {
       pool: undefined,
       namespace: undefined,
     });
-  });
-
-  it('refuses Redis HA flags until they are implemented', () => {
-    expect(issues(['serve', '--redis-sentinels', 'a:1'])).toEqual([
-      expect.stringMatching(/not implemented yet/),
-    ]);
   });
 
   it('answers --help without validating the rest', () => {

@@ -1,7 +1,8 @@
 /**
  * The webhook's side of lease safety, on the memory store: a duplicate CREATE of a running pod
  * changes nothing, an API server retry gets the same lease, an answer the API server would no
- * longer read is not "allowed" and leaves nothing behind.
+ * longer read, or the store gave too late, is not "allowed" and leaves no lease behind (an
+ * ip-list move the late allocation made stays).
  */
 import { describe, expect, it } from 'vitest';
 import type { Pool } from '../../../src/pool/pools-file.js';
@@ -115,5 +116,48 @@ describe('lease safety in the webhook', () => {
     expect(review.response?.status?.code).toBe(503);
     expect(review.response?.status?.message).toContain('after the API server stopped waiting');
     await expect.poll(async () => (await h.store.stats(defaultPool(h.pools))).leased).toBe(0);
+  });
+
+  it('an edited ip-list admission the store answers too late is a 503: its lease goes, the reservation stays moved', async () => {
+    const h = await harness(undefined, { pods: presence(false) });
+    const pool = defaultPool(h.pools);
+    const ipList = (list: string) => ({ 'podlease.io/ip-list': list });
+    const first = await handleMutate(
+      reviewWith('create-pod-statefulset', { uid: 'a', annotations: ipList('10.244.5.10') }),
+      {},
+      h.deps,
+    );
+    const lease = annotations(first.review)['podlease.io/lease'] ?? '';
+    await h.store.release(pool, lease.slice(lease.indexOf('/') + 1)); // the pod is gone
+    // The allocation runs, but its answer comes after the store timeout (a stalled Redis).
+    const store = new Proxy(h.store, {
+      get(target, prop, receiver) {
+        const v: unknown = Reflect.get(target, prop, receiver);
+        if (prop === 'allocate' && typeof v === 'function') {
+          return async (...args: unknown[]) => {
+            const r: unknown = await (v as (...a: unknown[]) => Promise<unknown>).apply(
+              target,
+              args,
+            );
+            await new Promise(resolve => setTimeout(resolve, 100));
+            return r;
+          };
+        }
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const deps = { ...h.deps, store, config: { ...h.deps.config, storeTimeoutMs: 20 } };
+    const { review } = await handleMutate(
+      reviewWith('create-pod-statefulset', { uid: 'b', annotations: ipList('10.244.6.10') }),
+      {},
+      deps,
+    );
+    expect(review.response?.status?.code).toBe(503);
+    await expect.poll(async () => (await h.store.leases(pool)).length).toBe(0);
+    // The move is the allocation's, not the lease's: the next try of web-0 finds it done.
+    expect(await h.store.reservations(pool)).toMatchObject([
+      { key: 'default/web/0', ip: '10.244.6.10' },
+    ]);
+    expect((await h.store.stats(pool)).leased).toBe(1); // 10.244.5.10 went back to the pool
   });
 });
