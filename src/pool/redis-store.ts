@@ -666,8 +666,9 @@ export class RedisLeaseStore implements LeaseStore {
     ]);
     this.#allocationIndex(pool, r, { ip: req.ip, leaseId: req.leaseId, now, reuseCooldownMs: 0 });
     await this.#replicated(this.#poolKeys(pool).meta);
-    const stored = await this.get(pool, req.leaseId);
-    return stored ?? fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
+    // The script stored exactly this record at this index (the layout hash it checked is this
+    // pool's): no second round trip to read it back (a rebuild restores thousands).
+    return fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
   }
 
   async epoch(pool: Pool): Promise<string | undefined> {
