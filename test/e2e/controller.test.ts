@@ -382,7 +382,10 @@ describe.skipIf(skip !== '')('the lease controller (podlease serve --controller 
     await podlease.kill();
     await deletePod('failover');
     await gone(lease.ip);
-    expect(replica.logTail(200)).toContain('became the leader');
+    // The log is written asynchronously: wait for the line rather than read it once.
+    await eventually('the replica to log its leadership', () =>
+      Promise.resolve(replica.logTail(400).includes('became the leader') ? true : undefined),
+    );
     await replica.kill();
     await podlease.restart();
   });

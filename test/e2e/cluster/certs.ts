@@ -1,4 +1,5 @@
 // Test PKI for the e2e control plane, made with the openssl command line (no npm dependency).
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -102,7 +103,10 @@ export async function issueCertificate(
     ca.certPath,
     '-CAkey',
     ca.keyPath,
-    '-CAcreateserial',
+    // A random serial per certificate: -CAcreateserial shares one ca.srl file, and the
+    // certificates of one PKI are issued concurrently (a torn ca.srl failed a run).
+    '-set_serial',
+    `0x${randomBytes(16).toString('hex')}`,
     '-days',
     VALID_DAYS,
     '-extfile',
