@@ -7,23 +7,27 @@
 import type { LeaseRecord, Reservation, RetentionPolicy } from '../pool/store.js';
 import { splitStickyKey, type PodInfo, type StatefulSetInfo } from './pod-info.js';
 
-export type FindingKind =
+/** What the audit can find (the metric `podlease_reconcile_findings` has one series each). */
+export const FINDING_KINDS = [
   /** A bound lease whose pod (by UID) is gone: its address should go back. */
-  | 'leaked'
+  'leaked',
   /** A lease of a pod that has finished (Succeeded or Failed). */
-  | 'finished'
-  /** A pending lease whose pod exists: bind it. */
-  | 'unbound'
+  'finished',
   /** A pod carries a lease id the store does not have. */
-  | 'missing'
+  'missing',
   /** A lease bound to one pod UID while another pod carries its id. */
-  | 'uid-conflict'
+  'uid-conflict',
   /** Two live pods carry one address of a pool. */
-  | 'duplicate-address'
+  'duplicate-address',
   /** A reservation of a StatefulSet that is gone, whose policy is `when-deleted: Delete`. */
-  | 'statefulset-gone'
+  'statefulset-gone',
   /** A reservation of an ordinal a StatefulSet scaled below, under `when-scaled: Delete`. */
-  | 'scaled-down';
+  'scaled-down',
+  /** A pending lease whose pod exists: bind it. */
+  'unbound',
+] as const;
+
+export type FindingKind = (typeof FINDING_KINDS)[number];
 
 export interface Finding {
   readonly kind: FindingKind;

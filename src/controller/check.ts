@@ -6,13 +6,13 @@
  * free, reservations are dropped as their StatefulSet's policy says. Conflicts are only reported.
  */
 import type { KubeClient } from '../k8s/client.js';
-import { Informer } from '../k8s/informer.js';
 import type { Logger } from '../log/logger.js';
 import type { Pool, PoolSet } from '../pool/pools-file.js';
 import type { LeaseStore } from '../pool/store.js';
 import { audit, isProblem, type Finding } from './audit.js';
 import { confirmGone } from './lookups.js';
-import { toPodInfo, toStatefulSetInfo, type PodInfo, type StatefulSetInfo } from './pod-info.js';
+import { clusterInformers } from './informers.js';
+import type { PodInfo, StatefulSetInfo } from './pod-info.js';
 import { PolicyBook } from './policies.js';
 import { rebuildPool, type RebuildResult } from './rebuild.js';
 
@@ -22,35 +22,9 @@ export interface ClusterView {
   readonly statefulSets: Map<string, StatefulSetInfo>;
 }
 
-const FINISHED_SELECTOR = 'status.phase!=Pending,status.phase!=Running,status.phase!=Unknown';
-
 /** Every pod (metadata only) and StatefulSet, listed once. */
 export const readCluster = async (client: KubeClient, log: Logger): Promise<ClusterView> => {
-  const pods = new Informer({
-    client,
-    path: '/api/v1/pods',
-    metadataOnly: true,
-    slim: toPodInfo,
-    log,
-    handlers: {},
-  });
-  const finished = new Informer({
-    client,
-    path: '/api/v1/pods',
-    metadataOnly: true,
-    fieldSelector: FINISHED_SELECTOR,
-    slim: toPodInfo,
-    log,
-    handlers: {},
-  });
-  const sets = new Informer({
-    client,
-    path: '/apis/apps/v1/statefulsets',
-    metadataOnly: false,
-    slim: toStatefulSetInfo,
-    log,
-    handlers: {},
-  });
+  const { pods, finished, statefulSets: sets } = clusterInformers(client, log);
   await Promise.all([pods.load(), finished.load(), sets.load()]);
   const live = new Map<string, PodInfo>();
   for (const [uid, pod] of pods.items) if (!finished.items.has(uid)) live.set(uid, pod);

@@ -15,21 +15,16 @@
  */
 import type { KubeClient } from '../k8s/client.js';
 import type { EventSink } from '../k8s/events.js';
-import { Informer, type Slim } from '../k8s/informer.js';
+import type { Informer, Slim } from '../k8s/informer.js';
 import type { Logger } from '../log/logger.js';
 import { LeaseConflictError, LeaseNotFoundError } from '../pool/errors.js';
 import type { Pool, PoolSet } from '../pool/pools-file.js';
 import { toReportJson } from '../pool/report.js';
-import type { LeaseRecord, LeaseStore, RetentionPolicy } from '../pool/store.js';
-import { audit, type Finding } from './audit.js';
+import type { LeaseRecord, LeaseStore } from '../pool/store.js';
+import { audit, FINDING_KINDS, type Finding } from './audit.js';
+import { clusterInformers } from './informers.js';
 import type { ControllerMetrics } from './metrics.js';
-import {
-  splitStickyKey,
-  toPodInfo,
-  toStatefulSetInfo,
-  type PodInfo,
-  type StatefulSetInfo,
-} from './pod-info.js';
+import { splitStickyKey, type PodInfo, type StatefulSetInfo } from './pod-info.js';
 import { PolicyBook } from './policies.js';
 import { rebuildPool } from './rebuild.js';
 import { confirmGone, freshPodsCarrying } from './lookups.js';
@@ -58,8 +53,6 @@ export const LEAK_SIGHTINGS_BEFORE_RELEASE = 3;
 /** Tombstones a follower keeps for when it leads (older ones are left to the reconcile). */
 const MAX_TOMBSTONES = 50_000;
 const MAX_RETRY_DELAY_MS = 30_000;
-/** Phases whose pods keep their object but not their sandbox. */
-const FINISHED_SELECTOR = 'status.phase!=Pending,status.phase!=Running,status.phase!=Unknown';
 
 export interface ControllerDeps {
   readonly store: LeaseStore;
@@ -95,7 +88,7 @@ export class Controller {
   /** Lease ids known bound, to the pod UID: a pod's later events need no store call. */
   private readonly bound = new Map<string, string>();
   private readonly sightings = new Map<string, number>();
-  private readonly rebuilding = new Map<string, Promise<void>>();
+  private readonly rebuilding = new Set<string>();
   /**
    * Pools whose epoch this term has seen: only their leases are bound. Until the first epoch
    * check, or while a pool is rebuilt, a bind could only miss (the rebuild restores it bound).
@@ -114,13 +107,8 @@ export class Controller {
       deps.metrics.watchRestart(resource);
       log.warn({ err, retryInMs: delayMs, resource }, `${resource} watch failed; listing again`);
     };
-    this.pods = new Informer<PodInfo>({
-      client: deps.client,
-      path: '/api/v1/pods',
-      metadataOnly: true,
-      slim: toPodInfo,
-      log,
-      handlers: {
+    const informers = clusterInformers(deps.client, log, {
+      pods: {
         upsert: uid => {
           this.tombstones.delete(uid);
           this.enqueue(uid);
@@ -136,28 +124,13 @@ export class Controller {
         },
         restart: restart('pods'),
       },
-    });
-    this.finished = new Informer<PodInfo>({
-      client: deps.client,
-      path: '/api/v1/pods',
-      metadataOnly: true,
-      fieldSelector: FINISHED_SELECTOR,
-      slim: toPodInfo,
-      log,
-      handlers: {
+      finished: {
         upsert: uid => {
           this.enqueue(uid);
         },
         restart: restart('finished pods'),
       },
-    });
-    this.statefulSets = new Informer<StatefulSetInfo>({
-      client: deps.client,
-      path: '/apis/apps/v1/statefulsets',
-      metadataOnly: false,
-      slim: toStatefulSetInfo,
-      log,
-      handlers: {
+      statefulSets: {
         upsert: (_uid, sts, old) => {
           if (this.leading) this.onStatefulSet(sts, old);
         },
@@ -167,6 +140,9 @@ export class Controller {
         restart: restart('statefulsets'),
       },
     });
+    this.pods = informers.pods;
+    this.finished = informers.finished;
+    this.statefulSets = informers.statefulSets;
   }
 
   /** Starts the watches; acting waits for `setLeader(true)`. */
@@ -180,10 +156,6 @@ export class Controller {
     this.stopped = true;
     this.setLeader(false);
     await Promise.all([this.pods.stop(), this.finished.stop(), this.statefulSets.stop()]);
-  }
-
-  isLeader(): boolean {
-    return this.leading;
   }
 
   /** Whether every watch has listed once. */
@@ -264,9 +236,8 @@ export class Controller {
         continue;
       }
       this.ready.delete(pool.name);
-      const run = this.rebuild(pool, term).finally(() => this.rebuilding.delete(pool.name));
-      this.rebuilding.set(pool.name, run);
-      await run;
+      this.rebuilding.add(pool.name);
+      await this.rebuild(pool, term).finally(() => this.rebuilding.delete(pool.name));
     }
     if (reconciling && this.reconciling === undefined && this.current(term)) {
       void this.reconcile(term).catch((err: unknown) => {
@@ -680,16 +651,7 @@ export class Controller {
   private countFindings(pool: Pool, found: readonly Finding[]): void {
     const counts = new Map<string, number>();
     for (const f of found) counts.set(f.kind, (counts.get(f.kind) ?? 0) + 1);
-    for (const kind of [
-      'leaked',
-      'finished',
-      'missing',
-      'uid-conflict',
-      'duplicate-address',
-      'statefulset-gone',
-      'scaled-down',
-      'unbound',
-    ]) {
+    for (const kind of FINDING_KINDS) {
       this.d.metrics.findings(pool.name, kind, counts.get(kind) ?? 0);
     }
   }
@@ -784,11 +746,6 @@ export class Controller {
       },
     });
     if (result.restored > 0) this.d.metrics.restored(pool.name, result.restored);
-  }
-
-  /** For tests and `/metrics`: the policy a StatefulSet has as far as the controller knows. */
-  policyOf(statefulSet: string): Promise<RetentionPolicy | undefined> {
-    return this.policies.get(statefulSet);
   }
 }
 
