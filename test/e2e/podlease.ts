@@ -74,6 +74,8 @@ export interface PodleaseOptions {
   readonly capture?: boolean;
   /** Extra `podlease serve` flags. */
   readonly serveArgs?: readonly string[];
+  /** Node flags before the script (e.g. `--cpu-prof` for a bench). */
+  readonly nodeArgs?: readonly string[];
   /** Webhook timeoutSeconds (default 10). */
   readonly timeoutSeconds?: number;
   /**
@@ -346,6 +348,7 @@ export async function startPodlease(opts: PodleaseOptions): Promise<Podlease> {
           '1ms',
         ];
   const argsFor = (ports: { port: number; metricsPort: number }): string[] => [
+    ...(opts.nodeArgs ?? []),
     PODLEASE_BIN,
     ...serveArgs({ ...ports, certPath: serving.certPath, keyPath: serving.keyPath }),
     '--pools',
