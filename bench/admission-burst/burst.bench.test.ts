@@ -23,8 +23,7 @@
 /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- @kubernetes/client-node's
    generated models are classes without behaviour; its API is meant to take object literals. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:https';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +31,13 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
+import {
+  apiserverPid,
+  type BurstClient,
+  burstClient,
+  cpuMsOf,
+  quantile,
+} from '../lib/kube-burst.js';
 import { issueCertificate } from '../../test/e2e/cluster/certs.js';
 import { controlPlaneVersions } from '../../test/e2e/cluster/binaries.js';
 import { freePort } from '../../test/e2e/cluster/process.js';
@@ -53,11 +59,9 @@ const ROUNDS = envInt('BENCH_ROUNDS', 5);
 const WARMUP = envInt('BENCH_WARMUP', 60);
 const RECORD = process.env.BENCH_RECORD === '1';
 const PROFILE_DIR = process.env.BENCH_PROFILE;
-const CALL_TIMEOUT_MS = 30_000;
 const POOL = { name: 'bench', cidr: '10.250.0.0/16', gateway: '10.250.0.1', default: true };
 const BARE_LABEL = 'podlease.io/bench-bare';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const CLK_TCK = 100;
 
 const MODES = ['none', 'bare', 'podlease'] as const;
 type Mode = (typeof MODES)[number];
@@ -78,36 +82,6 @@ interface Batch {
   readonly apiserverCpuMs: number;
 }
 
-interface KubeconfigJson {
-  clusters: { cluster: { server: string; 'certificate-authority': string } }[];
-  users: { user: { 'client-certificate': string; 'client-key': string } }[];
-}
-
-const quantile = (sorted: readonly number[], q: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
-
-/** utime + stime of a process, in ms. */
-function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLK_TCK;
-}
-
-/** The kube-apiserver process serving `port` (other sessions may run their own). */
-function apiserverPid(port: string): number {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (path.basename(cmd[0] ?? '') === 'kube-apiserver' && cmd.includes(`--secure-port=${port}`))
-        return Number(entry);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  throw new Error(`no kube-apiserver process with --secure-port=${port}`);
-}
-
 async function metricValue(metricsUrl: string, name: string): Promise<number> {
   const text = await (await fetch(`${metricsUrl}/metrics`)).text();
   const line = text.split('\n').find(l => l.startsWith(`${name} `));
@@ -120,69 +94,9 @@ describe.skipIf(skip !== '')('bench:admission-burst', () => {
   let core: k8s.CoreV1Api;
   let podlease: Podlease;
   let bare: ChildProcess;
-  let agent: Agent;
-  let server: URL;
+  let client: BurstClient;
   let apiPid: number;
   let profileDir: string | undefined;
-
-  /** One pod CREATE through the keep-alive agent; resolves to its latency in ms. */
-  const createPod = (namespace: string): Promise<number> =>
-    new Promise((resolve, reject) => {
-      const body = JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { generateName: 'burst-' },
-        spec: { containers: [{ name: 'app', image: 'registry.invalid/never-pulled:1' }] },
-      });
-      const t0 = performance.now();
-      const req = request(
-        new URL(`/api/v1/namespaces/${namespace}/pods`, server),
-        {
-          method: 'POST',
-          agent,
-          timeout: CALL_TIMEOUT_MS,
-          headers: {
-            'content-type': 'application/json',
-            'content-length': Buffer.byteLength(body),
-          },
-        },
-        res => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            if (res.statusCode === 201) resolve(performance.now() - t0);
-            else
-              reject(
-                new Error(
-                  `create pod in ${namespace}: HTTP ${String(res.statusCode)} ${Buffer.concat(chunks).toString()}`,
-                ),
-              );
-          });
-        },
-      );
-      req.on('timeout', () =>
-        req.destroy(new Error(`create pod in ${namespace}: no answer in ${CALL_TIMEOUT_MS} ms`)),
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-
-  const createPods = async (
-    namespace: string,
-    count: number,
-  ): Promise<{ seconds: number; latencies: number[] }> => {
-    let next = 0;
-    const latencies: number[] = [];
-    const worker = async (): Promise<void> => {
-      while (next < count) {
-        next++;
-        latencies.push(await createPod(namespace));
-      }
-    };
-    const start = performance.now();
-    await Promise.all(Array.from({ length: Math.min(CONCURRENCY, count) }, worker));
-    return { seconds: (performance.now() - start) / 1000, latencies };
-  };
 
   const createNamespace = async (mode: Mode, name: string): Promise<void> => {
     if (mode === 'podlease') {
@@ -223,7 +137,7 @@ describe.skipIf(skip !== '')('bench:admission-burst', () => {
     const namespace = `burst-${mode}-${String(round)}`;
     await createNamespace(mode, namespace);
     const [web0, api0] = [await webhookCpuMs(mode), cpuMsOf(apiPid)];
-    const { seconds, latencies } = await createPods(namespace, pods);
+    const { seconds, latencies } = await client.createPods(namespace, pods);
     const [web1, api1] = [await webhookCpuMs(mode), cpuMsOf(apiPid)];
     await check(mode, namespace, pods);
     const sorted = [...latencies].sort((a, b) => a - b);
@@ -244,24 +158,12 @@ describe.skipIf(skip !== '')('bench:admission-burst', () => {
     kc.loadFromFile(kubeconfigPath);
     core = kc.makeApiClient(k8s.CoreV1Api);
     const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
-    const raw = JSON.parse(readFileSync(kubeconfigPath, 'utf8')) as KubeconfigJson;
-    const cluster = raw.clusters[0]?.cluster;
-    const user = raw.users[0]?.user;
-    if (cluster === undefined || user === undefined)
-      throw new Error(`${kubeconfigPath}: no cluster or user`);
-    server = new URL(cluster.server);
-    apiPid = apiserverPid(server.port);
-    agent = new Agent({
-      keepAlive: true,
-      maxSockets: CONCURRENCY,
-      ca: readFileSync(cluster['certificate-authority']),
-      cert: readFileSync(user['client-certificate']),
-      key: readFileSync(user['client-key']),
-    });
+    client = burstClient(kubeconfigPath, CONCURRENCY);
     cleanUp.push(() => {
-      agent.destroy();
+      client.close();
       return Promise.resolve();
     });
+    apiPid = apiserverPid(client.server.port);
 
     if (PROFILE_DIR !== undefined) profileDir = path.resolve(PROFILE_DIR);
     podlease = await startPodlease({

@@ -199,7 +199,7 @@ class CniError extends Error {
   }
 }
 
-interface CniInvocation {
+export interface CniInvocation {
   readonly command: 'ADD' | 'DEL';
   readonly containerId: string;
   readonly netnsPath: string;
@@ -219,7 +219,7 @@ function findPlugin(dirs: readonly string[], type: string): string {
   throw new CniError(`CNI plugin ${type} not found in ${dirs.join(':')}`);
 }
 
-async function runCni(
+export async function runCni(
   plugin: string,
   inv: CniInvocation,
   cniPath: readonly string[],
