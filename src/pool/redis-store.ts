@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { ErrorReply } from 'redis';
 import { indexOf, ipOf } from './addressing.js';
 import { isRetentionAction } from './annotations.js';
+import { Batcher, type BatchStats } from './batcher.js';
 import { preflight } from './preflight.js';
 import type { Pool } from './pools-file.js';
 import {
@@ -87,6 +88,11 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number | undefined;
   /** Prefix of the client name shown by CLIENT LIST. */
   readonly clientName?: string | undefined;
+  /**
+   * Concurrent allocations of one pool share one allocate-8.lua call, up to this many items
+   * (default ALLOCATION_BATCH_MAX; 1 sends every allocation alone, as before batching).
+   */
+  readonly allocationBatchMax?: number | undefined;
 }
 
 /** Record fields as stored in the leases hash (short keys: this is the hot path). */
@@ -109,6 +115,21 @@ interface StoredRecord {
 
 type Reply = readonly unknown[];
 
+/** One allocate-8.lua item: the pool's keys and the item's 15 ARGV. */
+interface AllocateItem {
+  readonly keys: PoolKeys;
+  readonly args: readonly ScriptArg[];
+}
+
+/**
+ * One item's answer: its reply, or the error reply the item raised inside the script; and, for
+ * a write that handed out an address under `minReplicas`, the WAIT its batch shares.
+ */
+interface ItemOutcome {
+  readonly reply: Reply | ErrorReply;
+  readonly replicated: Promise<void> | undefined;
+}
+
 /** What an allocate-8.lua call asked, for the error its reply may turn into. */
 interface AllocationCall {
   readonly ip: string | undefined;
@@ -119,6 +140,14 @@ interface AllocationCall {
 type ScriptCaller = (keys: PoolKeys, args: readonly ScriptArg[]) => Promise<unknown>;
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
+/**
+ * Largest allocation batch: one script call of 64 items runs well under a millisecond on the
+ * server, so a batch never holds Redis long, and 64 covers the bench's (and a busy webhook's)
+ * concurrency. bench/RESULTS.md, "batching", has the figures.
+ */
+export const ALLOCATION_BATCH_MAX = 64;
+/** Allocation batches in flight per pool and store connection at most. */
+const ALLOCATION_BATCHES_IN_FLIGHT = 4;
 const RELAYOUT_ATTEMPTS = 5;
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
@@ -163,6 +192,12 @@ const recordJson = (fields: Omit<StoredRecord, 'i'>): string => {
 };
 
 const flag = (b: boolean | undefined): string => (b === true ? '1' : '0');
+
+/** An item's reply; the error reply it raised inside the script is thrown, as a call's would be. */
+const itemReply = (o: ItemOutcome): Reply => {
+  if (o.reply instanceof ErrorReply) throw o.reply;
+  return o.reply;
+};
 
 /** ARGV of allocate-8.lua in "lease" mode. */
 const allocateArgs = (
@@ -236,6 +271,8 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #waitMs: number;
   /** Layouts read back from stored segments, by hash (a reader whose pools file differs). */
   readonly #stored = new Map<string, Layout>();
+  /** Allocations ("lease" mode, not dry runs) batched per pool (batcher.ts). */
+  readonly #allocations: Batcher<AllocateItem, ItemOutcome>;
 
   private constructor(conn: RedisConnection, options: RedisStoreOptions) {
     this.#conn = conn;
@@ -243,6 +280,16 @@ export class RedisLeaseStore implements LeaseStore {
     this.#timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.#minReplicas = options.minReplicas ?? 0;
     this.#waitMs = options.minReplicasTimeoutMs ?? Math.max(10, Math.floor(this.#timeoutMs / 2));
+    this.#allocations = new Batcher({
+      run: (_pool, items) => this.#allocateCall(items, true),
+      maxBatch: Math.max(1, Math.floor(options.allocationBatchMax ?? ALLOCATION_BATCH_MAX)),
+      maxInFlight: ALLOCATION_BATCHES_IN_FLIGHT,
+    });
+  }
+
+  /** Allocation batches sent so far, the allocations in them and the largest (bench, tests). */
+  get allocationBatches(): BatchStats {
+    return this.#allocations.stats;
   }
 
   /**
@@ -349,14 +396,21 @@ export class RedisLeaseStore implements LeaseStore {
       q: req.requestUid,
       t: req.attempt,
     };
-    const r = await this.#script('allocate', this.#poolKeys(pool), allocateArgs(req, wanted, rec));
+    const item = { keys: this.#poolKeys(pool), args: allocateArgs(req, wanted, rec) };
+    // A dry run is sent alone (it writes nothing and waits for no replica); the others share a
+    // script call with the concurrent allocations of the same pool.
+    const outcome =
+      req.dryRun === true
+        ? await this.#allocateAlone(item, false)
+        : await this.#allocations.submit(pool.name, item);
+    const r = itemReply(outcome);
     const index = this.#allocationIndex(pool, r, {
       ip: req.ip,
       leaseId: req.leaseId,
       now,
       reuseCooldownMs: cooldownOf(req.reuseCooldownMs),
     });
-    if (req.dryRun !== true) await this.#replicated(this.#poolKeys(pool).meta);
+    await outcome.replicated;
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
     const retried = num(r[4]) === 1;
@@ -447,25 +501,29 @@ export class RedisLeaseStore implements LeaseStore {
     const keys = this.#poolKeys(pool);
     const now = options.now ?? Date.now();
     const reuseCooldownMs = cooldownOf(options.reuseCooldownMs);
-    const r = await this.#script('allocate', keys, [
-      pool.layout.hash,
-      'reserve',
-      '',
-      wanted,
-      key,
-      '',
-      0,
-      '0',
-      '',
-      '',
-      '',
-      '',
-      '',
-      now,
-      reuseCooldownMs,
-    ]);
+    const outcome = await this.#allocateAlone({
+      keys,
+      args: [
+        pool.layout.hash,
+        'reserve',
+        '',
+        wanted,
+        key,
+        '',
+        0,
+        '0',
+        '',
+        '',
+        '',
+        '',
+        '',
+        now,
+        reuseCooldownMs,
+      ],
+    });
+    const r = itemReply(outcome);
     const index = this.#allocationIndex(pool, r, { ip, leaseId: '', now, reuseCooldownMs });
-    await this.#replicated(keys.meta);
+    await outcome.replicated;
     if (wanted >= 0 && index !== wanted) {
       throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
     }
@@ -647,25 +705,29 @@ export class RedisLeaseStore implements LeaseStore {
       c: now,
       b: now,
     };
-    const r = await this.#script('allocate', this.#poolKeys(pool), [
-      pool.layout.hash,
-      'restore',
-      req.leaseId,
-      index,
-      req.stickyKey ?? '',
-      recordJson(rec),
-      0,
-      '0',
-      req.pod.namespace,
-      req.pod.name ?? '',
-      '',
-      '',
-      '',
-      now,
-      0,
-    ]);
+    const outcome = await this.#allocateAlone({
+      keys: this.#poolKeys(pool),
+      args: [
+        pool.layout.hash,
+        'restore',
+        req.leaseId,
+        index,
+        req.stickyKey ?? '',
+        recordJson(rec),
+        0,
+        '0',
+        req.pod.namespace,
+        req.pod.name ?? '',
+        '',
+        '',
+        '',
+        now,
+        0,
+      ],
+    });
+    const r = itemReply(outcome);
     this.#allocationIndex(pool, r, { ip: req.ip, leaseId: req.leaseId, now, reuseCooldownMs: 0 });
-    await this.#replicated(this.#poolKeys(pool).meta);
+    await outcome.replicated;
     // The script stored exactly this record at this index (the layout hash it checked is this
     // pool's): no second round trip to read it back (a rebuild restores thousands).
     return fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
@@ -875,6 +937,48 @@ export class RedisLeaseStore implements LeaseStore {
     if (acked < this.#minReplicas) {
       throw new ReplicasBehindError(this.#minReplicas, acked, this.#waitMs);
     }
+  }
+
+  /** One allocate-8.lua item in a call of its own (reserve, restore, dry runs). */
+  async #allocateAlone(item: AllocateItem, replicate = true): Promise<ItemOutcome> {
+    const [outcome] = await this.#allocateCall([item], replicate);
+    if (outcome === undefined) throw new Error('script allocate answered no reply');
+    return outcome;
+  }
+
+  /**
+   * One allocate-8.lua call for items of one pool: one outcome per item. A failed call (the
+   * connection, the deadline, a restarted server) rejects, and with it every item; NOSCRIPT is
+   * answered by node-redis sending the script again (EVAL). An error an item raises inside the
+   * script (READONLY after a failover, OOM) is that item's own, thrown to its caller as the
+   * ErrorReply a call of its own would throw. With `minReplicas`, when any item handed out an
+   * address, one WAIT follows the call (it covers every write the connection made before it)
+   * and each such item awaits it.
+   */
+  async #allocateCall(items: readonly AllocateItem[], replicate: boolean): Promise<ItemOutcome[]> {
+    const keys = items[0]?.keys;
+    if (keys === undefined) return [];
+    const r = await this.#script(
+      'allocate',
+      keys,
+      items.flatMap(i => i.args),
+    );
+    if (r.length !== items.length) {
+      throw new Error(`script allocate answered ${r.length} replies for ${items.length} items`);
+    }
+    const replies = r.map((x): Reply | ErrorReply =>
+      x instanceof ErrorReply || Array.isArray(x)
+        ? (x as Reply | ErrorReply)
+        : new ErrorReply(`script allocate: an item answered ${str(x)}`),
+    );
+    let replicated: Promise<void> | undefined;
+    const handedOut = replies.some(x => Array.isArray(x) && num(x[0]) === STATUS.OK);
+    if (replicate && handedOut && this.#minReplicas > 0) {
+      replicated = this.#replicated(keys.meta);
+      // Awaited by each item that handed out an address; this keeps a rejection handled.
+      replicated.catch(() => undefined);
+    }
+    return replies.map(reply => ({ reply, replicated }));
   }
 
   async #script(name: ScriptName, keys: PoolKeys, args: readonly ScriptArg[]): Promise<Reply> {

@@ -1,0 +1,129 @@
+/**
+ * Groups concurrent calls for one key (a pool) into batches, each run as one call of `run`:
+ * the Redis store sends one allocate-8.lua call per batch instead of one per allocation
+ * (docs/redis.md, "Allocation batching").
+ *
+ * Flush policy:
+ * - a call for a key with nothing queued and no batch in flight is sent at once, alone: a lone
+ *   allocation waits for no timer and no other caller;
+ * - otherwise it is queued, and the queue is sent on the next `setImmediate`, after the I/O
+ *   callbacks and microtasks of this event-loop turn (so the callers that the answers of this
+ *   turn woke up all make it into the batch), in batches of at most `maxBatch`;
+ * - at most `maxInFlight` batches per key are in flight; the rest waits for one to finish.
+ *
+ * Each call gets the result `run` gives for its position, or, when `run` rejects (one Redis call
+ * failed), that rejection: every call of the batch fails, none is left unanswered.
+ */
+
+export interface BatcherOptions<I, R> {
+  /** Runs one batch of one key; one result per item, in item order. */
+  readonly run: (key: string, items: readonly I[]) => Promise<readonly R[]>;
+  /** Largest batch (1: every call is sent alone). */
+  readonly maxBatch: number;
+  /** Batches in flight per key at most. */
+  readonly maxInFlight: number;
+}
+
+/** Counters since the batcher was made: batches sent, calls in them, the largest batch. */
+export interface BatchStats {
+  readonly batches: number;
+  readonly items: number;
+  readonly largest: number;
+}
+
+interface Waiter<I, R> {
+  readonly item: I;
+  readonly resolve: (r: R) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+interface KeyState<I, R> {
+  queue: Waiter<I, R>[];
+  inFlight: number;
+  scheduled: boolean;
+}
+
+export class Batcher<I, R> {
+  readonly #options: BatcherOptions<I, R>;
+  readonly #keys = new Map<string, KeyState<I, R>>();
+  #batches = 0;
+  #items = 0;
+  #largest = 0;
+
+  constructor(options: BatcherOptions<I, R>) {
+    if (!(options.maxBatch >= 1) || !(options.maxInFlight >= 1)) {
+      throw new Error('batcher: maxBatch and maxInFlight must be at least 1');
+    }
+    this.#options = options;
+  }
+
+  get stats(): BatchStats {
+    return { batches: this.#batches, items: this.#items, largest: this.#largest };
+  }
+
+  submit(key: string, item: I): Promise<R> {
+    let state = this.#keys.get(key);
+    if (state === undefined) {
+      state = { queue: [], inFlight: 0, scheduled: false };
+      this.#keys.set(key, state);
+    }
+    const s = state;
+    return new Promise<R>((resolve, reject) => {
+      const waiter = { item, resolve, reject };
+      if (s.inFlight === 0 && s.queue.length === 0) {
+        this.#send(key, s, [waiter]);
+        return;
+      }
+      s.queue.push(waiter);
+      this.#schedule(key, s);
+    });
+  }
+
+  #schedule(key: string, s: KeyState<I, R>): void {
+    if (s.scheduled) return;
+    s.scheduled = true;
+    setImmediate(() => {
+      s.scheduled = false;
+      this.#flush(key, s);
+    });
+  }
+
+  #flush(key: string, s: KeyState<I, R>): void {
+    while (s.queue.length > 0 && s.inFlight < this.#options.maxInFlight) {
+      this.#send(key, s, s.queue.splice(0, this.#options.maxBatch));
+    }
+  }
+
+  #send(key: string, s: KeyState<I, R>, batch: Waiter<I, R>[]): void {
+    s.inFlight++;
+    this.#batches++;
+    this.#items += batch.length;
+    if (batch.length > this.#largest) this.#largest = batch.length;
+    const settle = (results: readonly R[] | undefined, err?: unknown): void => {
+      s.inFlight--;
+      batch.forEach((w, n) => {
+        if (results === undefined) {
+          w.reject(err);
+        } else if (n < results.length) {
+          w.resolve(results[n] as R);
+        } else {
+          w.reject(new Error(`batch of ${batch.length} answered ${results.length} results`));
+        }
+      });
+      if (s.queue.length > 0) this.#schedule(key, s);
+      else if (s.inFlight === 0 && !s.scheduled) this.#keys.delete(key);
+    };
+    const items = batch.map(w => w.item);
+    // A synchronous throw of `run` fails the batch like a rejection.
+    Promise.resolve()
+      .then(() => this.#options.run(key, items))
+      .then(
+        results => {
+          settle(results);
+        },
+        (err: unknown) => {
+          settle(undefined, err);
+        },
+      );
+  }
+}
