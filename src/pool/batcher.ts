@@ -4,11 +4,13 @@
  * (docs/redis.md, "Allocation batching").
  *
  * Flush policy:
- * - a call for a key with nothing queued and no batch in flight is sent at once, alone: a lone
- *   allocation waits for no timer and no other caller;
+ * - a call for an idle key (nothing queued, no batch in flight, none answered in this event-loop
+ *   turn) is sent at once, alone: a lone allocation waits for no timer and no other caller;
  * - otherwise it is queued, and the queue is sent on the next `setImmediate`, after the I/O
- *   callbacks and microtasks of this event-loop turn (so the callers that the answers of this
- *   turn woke up all make it into the batch), in batches of at most `maxBatch`;
+ *   callbacks and microtasks of this turn, in batches of at most `maxBatch`. A batch that is
+ *   answered also holds the key until then, so the callers its answers wake up (who typically
+ *   call again at once) go together in the next batch rather than the first alone and the rest
+ *   after it;
  * - at most `maxInFlight` batches per key are in flight; the rest waits for one to finish.
  *
  * Each call gets the result `run` gives for its position, or, when `run` rejects (one Redis call
@@ -70,7 +72,7 @@ export class Batcher<I, R> {
     const s = state;
     return new Promise<R>((resolve, reject) => {
       const waiter = { item, resolve, reject };
-      if (s.inFlight === 0 && s.queue.length === 0) {
+      if (s.inFlight === 0 && s.queue.length === 0 && !s.scheduled) {
         this.#send(key, s, [waiter]);
         return;
       }
@@ -85,6 +87,7 @@ export class Batcher<I, R> {
     setImmediate(() => {
       s.scheduled = false;
       this.#flush(key, s);
+      if (s.inFlight === 0 && s.queue.length === 0) this.#keys.delete(key);
     });
   }
 
@@ -110,8 +113,7 @@ export class Batcher<I, R> {
           w.reject(new Error(`batch of ${batch.length} answered ${results.length} results`));
         }
       });
-      if (s.queue.length > 0) this.#schedule(key, s);
-      else if (s.inFlight === 0 && !s.scheduled) this.#keys.delete(key);
+      this.#schedule(key, s);
     };
     const items = batch.map(w => w.item);
     // A synchronous throw of `run` fails the batch like a rejection.

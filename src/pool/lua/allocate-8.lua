@@ -76,6 +76,17 @@ local rcall = redis.call
 local metaKey, dirtyKey, releasedKey = KEYS[1], KEYS[2], KEYS[3]
 local leasesKey, byipKey, pendingKey, stickyKey, resbyipKey = KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
+-- The pool's meta, read once per call and kept in step with each write this call makes to it
+-- (meta[n] is the n-th field of this HMGET; nothing else writes while the script runs).
+local poolMeta
+local function readMeta()
+  if not poolMeta then
+    poolMeta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh",
+      "history")
+  end
+  return poolMeta
+end
+
 -- The server's replication history, read once per call: it cannot change while a script runs.
 local currentHistory
 local function serverHistory()
@@ -93,8 +104,7 @@ local function allocateOne(layout, mode, leaseId, wantedArg, key, record, expiry
   local replaceBefore = tonumber(replaceArg)
   local cooldown = tonumber(cooldownArg)
 
-  local meta = rcall("HMGET", metaKey, "size", "layout", "cursor", "held", "epoch", "nofresh",
-    "history")
+  local meta = readMeta()
   if not meta[1] then return { -5 } end
   if meta[2] ~= layout then return { -6, meta[2] } end
   if mode ~= "restore" and not meta[5] then return { -5 } end
@@ -127,7 +137,10 @@ local function allocateOne(layout, mode, leaseId, wantedArg, key, record, expiry
   if mode ~= "restore" then
     local history = serverHistory()
     if not meta[7] then
-      if not dryRun then rcall("HSET", metaKey, "history", history) end
+      if not dryRun then
+      rcall("HSET", metaKey, "history", history)
+      meta[7] = history
+    end
     elseif meta[7] ~= history then
       return { -9, history, meta[7] }
     end
@@ -200,7 +213,10 @@ local function allocateOne(layout, mode, leaseId, wantedArg, key, record, expiry
     if not meta[6] then
       if cursor + 1 < size then index = rcall("BITPOS", dirtyKey, 0, cursor + 1, size - 1, "BIT") end
       if index < 0 and cursor >= 0 then index = rcall("BITPOS", dirtyKey, 0, 0, cursor, "BIT") end
-      if index < 0 and not dryRun then rcall("HSET", metaKey, "nofresh", 1) end
+      if index < 0 and not dryRun then
+      rcall("HSET", metaKey, "nofresh", 1)
+      meta[6] = "1"
+    end
     end
     if index < 0 then
       local oldest = rcall("ZRANGE", releasedKey, 0, 0, "WITHSCORES")
@@ -229,10 +245,13 @@ local function allocateOne(layout, mode, leaseId, wantedArg, key, record, expiry
     if rcall("SETBIT", dirtyKey, index, 1) == 1 then
       rcall("ZREM", releasedKey, i)
       rcall("HSET", metaKey, "held", held + 1)
+      meta[4] = held + 1
     elseif mode == "restore" or wanted >= 0 then
       rcall("HSET", metaKey, "held", held + 1)
+      meta[4] = held + 1
     else
       rcall("HSET", metaKey, "cursor", index, "held", held + 1)
+      meta[3], meta[4] = index, held + 1
     end
   end
   if key ~= "" and reused == 0 then
