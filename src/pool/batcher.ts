@@ -7,11 +7,16 @@
  * - a call for an idle key (nothing queued, no batch in flight, none answered in this event-loop
  *   turn) is sent at once, alone: a lone allocation waits for no timer and no other caller;
  * - otherwise it is queued, and the queue is sent on the next `setImmediate`, after the I/O
- *   callbacks and microtasks of this turn, in batches of at most `maxBatch`. A batch that is
- *   answered also holds the key until then, so the callers its answers wake up (who typically
- *   call again at once) go together in the next batch rather than the first alone and the rest
- *   after it;
- * - at most `maxInFlight` batches per key are in flight; the rest waits for one to finish.
+ *   callbacks and microtasks of this turn, in batches of at most `maxBatch`, however many are in
+ *   flight already. A batch that is answered also holds the key until then, so the callers its
+ *   answers wake up (who typically call again at once) go together in the next batch rather
+ *   than the first alone and the rest after it;
+ * - `flushNow` sends what is queued at once: the store calls it before any other command for
+ *   the pool, so a command issued after an allocation (the webhook's release when its deadline
+ *   gave up on the allocation) is written to the connection after it, as without batching.
+ *
+ * So no call waits longer than until the next check phase of the event loop, and `run` is called
+ * synchronously at the moment a batch is sent.
  *
  * Each call gets the result `run` gives for its position, or, when `run` rejects (one Redis call
  * failed), that rejection: every call of the batch fails, none is left unanswered.
@@ -22,8 +27,6 @@ export interface BatcherOptions<I, R> {
   readonly run: (key: string, items: readonly I[]) => Promise<readonly R[]>;
   /** Largest batch (1: every call is sent alone). */
   readonly maxBatch: number;
-  /** Batches in flight per key at most. */
-  readonly maxInFlight: number;
 }
 
 /** Counters since the batcher was made: batches sent, calls in them, the largest batch. */
@@ -53,9 +56,7 @@ export class Batcher<I, R> {
   #largest = 0;
 
   constructor(options: BatcherOptions<I, R>) {
-    if (!(options.maxBatch >= 1) || !(options.maxInFlight >= 1)) {
-      throw new Error('batcher: maxBatch and maxInFlight must be at least 1');
-    }
+    if (!(options.maxBatch >= 1)) throw new Error('batcher: maxBatch must be at least 1');
     this.#options = options;
   }
 
@@ -81,6 +82,12 @@ export class Batcher<I, R> {
     });
   }
 
+  /** Sends what is queued for `key` now, in order, ahead of anything the caller sends next. */
+  flushNow(key: string): void {
+    const s = this.#keys.get(key);
+    if (s !== undefined) this.#flush(key, s);
+  }
+
   #schedule(key: string, s: KeyState<I, R>): void {
     if (s.scheduled) return;
     s.scheduled = true;
@@ -92,9 +99,7 @@ export class Batcher<I, R> {
   }
 
   #flush(key: string, s: KeyState<I, R>): void {
-    while (s.queue.length > 0 && s.inFlight < this.#options.maxInFlight) {
-      this.#send(key, s, s.queue.splice(0, this.#options.maxBatch));
-    }
+    while (s.queue.length > 0) this.#send(key, s, s.queue.splice(0, this.#options.maxBatch));
   }
 
   #send(key: string, s: KeyState<I, R>, batch: Waiter<I, R>[]): void {
@@ -115,17 +120,23 @@ export class Batcher<I, R> {
       });
       this.#schedule(key, s);
     };
-    const items = batch.map(w => w.item);
-    // A synchronous throw of `run` fails the batch like a rejection.
-    Promise.resolve()
-      .then(() => this.#options.run(key, items))
-      .then(
-        results => {
-          settle(results);
-        },
-        (err: unknown) => {
-          settle(undefined, err);
-        },
+    let running: Promise<readonly R[]>;
+    try {
+      running = this.#options.run(
+        key,
+        batch.map(w => w.item),
       );
+    } catch (err) {
+      settle(undefined, err);
+      return;
+    }
+    running.then(
+      results => {
+        settle(results);
+      },
+      (err: unknown) => {
+        settle(undefined, err);
+      },
+    );
   }
 }

@@ -146,8 +146,6 @@ const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
  * concurrency. bench/RESULTS.md, "batching", has the figures.
  */
 export const ALLOCATION_BATCH_MAX = 64;
-/** Allocation batches in flight per pool and store connection at most. */
-const ALLOCATION_BATCHES_IN_FLIGHT = 4;
 const RELAYOUT_ATTEMPTS = 5;
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
@@ -271,7 +269,7 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #waitMs: number;
   /** Layouts read back from stored segments, by hash (a reader whose pools file differs). */
   readonly #stored = new Map<string, Layout>();
-  /** Allocations ("lease" mode, not dry runs) batched per pool (batcher.ts). */
+  /** Allocations ("lease" mode, not dry runs) batched per pool, by meta key (batcher.ts). */
   readonly #allocations: Batcher<AllocateItem, ItemOutcome>;
 
   private constructor(conn: RedisConnection, options: RedisStoreOptions) {
@@ -281,9 +279,8 @@ export class RedisLeaseStore implements LeaseStore {
     this.#minReplicas = options.minReplicas ?? 0;
     this.#waitMs = options.minReplicasTimeoutMs ?? Math.max(10, Math.floor(this.#timeoutMs / 2));
     this.#allocations = new Batcher({
-      run: (_pool, items) => this.#allocateCall(items, true),
+      run: (_meta, items) => this.#allocateCall(items, true),
       maxBatch: Math.max(1, Math.floor(options.allocationBatchMax ?? ALLOCATION_BATCH_MAX)),
-      maxInFlight: ALLOCATION_BATCHES_IN_FLIGHT,
     });
   }
 
@@ -402,7 +399,7 @@ export class RedisLeaseStore implements LeaseStore {
     const outcome =
       req.dryRun === true
         ? await this.#allocateAlone(item, false)
-        : await this.#allocations.submit(pool.name, item);
+        : await this.#allocations.submit(item.keys.meta, item);
     const r = itemReply(outcome);
     const index = this.#allocationIndex(pool, r, {
       ip: req.ip,
@@ -941,6 +938,8 @@ export class RedisLeaseStore implements LeaseStore {
 
   /** One allocate-8.lua item in a call of its own (reserve, restore, dry runs). */
   async #allocateAlone(item: AllocateItem, replicate = true): Promise<ItemOutcome> {
+    // After the pool's queued allocations, as it was called after them.
+    this.#allocations.flushNow(item.keys.meta);
     const [outcome] = await this.#allocateCall([item], replicate);
     if (outcome === undefined) throw new Error('script allocate answered no reply');
     return outcome;
@@ -982,6 +981,9 @@ export class RedisLeaseStore implements LeaseStore {
   }
 
   async #script(name: ScriptName, keys: PoolKeys, args: readonly ScriptArg[]): Promise<Reply> {
+    // A script for a pool goes to Redis after the allocations queued for it (called before it):
+    // a release the webhook sends when its deadline gave up on an allocation runs after it.
+    if (name !== 'allocate') this.#allocations.flushNow(keys.meta);
     const fn = (this.#client as unknown as Record<string, ScriptCaller>)[scriptName(name)];
     if (fn === undefined) throw new Error(`script ${name} is not registered`);
     const reply = await this.#do(() => fn.call(this.#client, keys, args));
