@@ -4,7 +4,9 @@
  * nowhere else; connection failures become StoreUnavailableError (retryable). One server, a
  * Sentinel-monitored primary or a Cluster (redis-connection.ts); with `minReplicas` a write that
  * hands out an address is followed by WAIT; allocation holds back on a replication history the
- * pool was not reconciled on (allocate-8.lua, history-1.lua; docs/redis.md).
+ * pool was not reconciled on (allocate-8.lua, history-1.lua; docs/redis.md). Concurrent
+ * allocations of a pool share one allocate-8.lua call (batcher.ts; docs/redis.md, "Allocation
+ * batching").
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorReply } from 'redis';
@@ -141,9 +143,9 @@ type ScriptCaller = (keys: PoolKeys, args: readonly ScriptArg[]) => Promise<unkn
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
 /**
- * Largest allocation batch: one script call of 64 items runs well under a millisecond on the
- * server, so a batch never holds Redis long, and 64 covers the bench's (and a busy webhook's)
- * concurrency. bench/RESULTS.md, "batching", has the figures.
+ * Largest allocation batch. The server spends ~10–20 µs per item (these shared cores), so a
+ * call of 64 holds Redis for about a millisecond at most; past ~16 items per call the per-call
+ * cost is already amortised (bench/RESULTS.md, "batching").
  */
 export const ALLOCATION_BATCH_MAX = 64;
 const RELAYOUT_ATTEMPTS = 5;
