@@ -4,13 +4,14 @@
  * (docs/redis.md, "Allocation batching").
  *
  * Flush policy:
- * - a call for an idle key (nothing queued, no batch in flight, none answered in this event-loop
- *   turn) is sent at once, alone: a lone allocation waits for no timer and no other caller;
+ * - a call for an idle key (nothing queued, no batch in flight, no batch of several answered in
+ *   this event-loop turn) is sent at once, alone: a lone allocation waits for no timer and no
+ *   other caller;
  * - otherwise it is queued, and the queue is sent on the next `setImmediate`, after the I/O
  *   callbacks and microtasks of this turn, in batches of at most `maxBatch`, however many are in
- *   flight already. A batch that is answered also holds the key until then, so the callers its
- *   answers wake up (who typically call again at once) go together in the next batch rather
- *   than the first alone and the rest after it;
+ *   flight already. A batch of several that is answered also holds the key until then, so the
+ *   callers its answers wake up (who typically call again at once) go together in the next
+ *   batch rather than the first alone and the rest after it;
  * - `flushNow` sends what is queued at once: the store calls it before any other command for
  *   the pool, so a command issued after an allocation (the webhook's release when its deadline
  *   gave up on the allocation) is written to the connection after it, as without batching.
@@ -118,7 +119,10 @@ export class Batcher<I, R> {
           w.reject(new Error(`batch of ${batch.length} answered ${results.length} results`));
         }
       });
-      this.#schedule(key, s);
+      // Several callers woken at once (they typically call again at once) go together on the
+      // next turn; a lone one may go straight away (no extra turn for one allocation at a time).
+      if (batch.length > 1 || s.queue.length > 0) this.#schedule(key, s);
+      else if (s.inFlight === 0 && !s.scheduled) this.#keys.delete(key);
     };
     let running: Promise<readonly R[]>;
     try {

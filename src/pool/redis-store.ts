@@ -409,7 +409,7 @@ export class RedisLeaseStore implements LeaseStore {
       now,
       reuseCooldownMs: cooldownOf(req.reuseCooldownMs),
     });
-    await outcome.replicated;
+    if (outcome.replicated !== undefined) await outcome.replicated;
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
     const retried = num(r[4]) === 1;
@@ -522,7 +522,7 @@ export class RedisLeaseStore implements LeaseStore {
     });
     const r = itemReply(outcome);
     const index = this.#allocationIndex(pool, r, { ip, leaseId: '', now, reuseCooldownMs });
-    await outcome.replicated;
+    if (outcome.replicated !== undefined) await outcome.replicated;
     if (wanted >= 0 && index !== wanted) {
       throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
     }
@@ -726,7 +726,7 @@ export class RedisLeaseStore implements LeaseStore {
     });
     const r = itemReply(outcome);
     this.#allocationIndex(pool, r, { ip: req.ip, leaseId: req.leaseId, now, reuseCooldownMs: 0 });
-    await outcome.replicated;
+    if (outcome.replicated !== undefined) await outcome.replicated;
     // The script stored exactly this record at this index (the layout hash it checked is this
     // pool's): no second round trip to read it back (a rebuild restores thousands).
     return fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
@@ -959,11 +959,14 @@ export class RedisLeaseStore implements LeaseStore {
   async #allocateCall(items: readonly AllocateItem[], replicate: boolean): Promise<ItemOutcome[]> {
     const keys = items[0]?.keys;
     if (keys === undefined) return [];
-    const r = await this.#script(
-      'allocate',
-      keys,
-      items.flatMap(i => i.args),
-    );
+    // A lone item's ARGV as it is; a batch's by a plain loop (Array#flatMap: ~0.5 µs a call).
+    let args = items[0]?.args ?? [];
+    if (items.length > 1) {
+      const all: ScriptArg[] = [];
+      for (const item of items) all.push(...item.args);
+      args = all;
+    }
+    const r = await this.#script('allocate', keys, args);
     if (r.length !== items.length) {
       throw new Error(`script allocate answered ${r.length} replies for ${items.length} items`);
     }
