@@ -51,6 +51,7 @@ interface KeyState<I, R> {
 
 export class Batcher<I, R> {
   readonly #options: BatcherOptions<I, R>;
+  /** Per key; kept once made (the store's keys are its pools: a few). */
   readonly #keys = new Map<string, KeyState<I, R>>();
   #batches = 0;
   #items = 0;
@@ -95,7 +96,6 @@ export class Batcher<I, R> {
     setImmediate(() => {
       s.scheduled = false;
       this.#flush(key, s);
-      if (s.inFlight === 0 && s.queue.length === 0) this.#keys.delete(key);
     });
   }
 
@@ -122,7 +122,6 @@ export class Batcher<I, R> {
       // Several callers woken at once (they typically call again at once) go together on the
       // next turn; a lone one may go straight away (no extra turn for one allocation at a time).
       if (batch.length > 1 || s.queue.length > 0) this.#schedule(key, s);
-      else if (s.inFlight === 0 && !s.scheduled) this.#keys.delete(key);
     };
     let running: Promise<readonly R[]>;
     try {
