@@ -6,8 +6,11 @@
 //   npm run bench:allocator            # prints a Markdown section; --record appends it to RESULTS.md
 //
 // Phases:
-//   1. baseline: redis-benchmark -t set -c 64 -n 200000 (and EVALSHA of an empty script)
-//   2. throughput (after 10,000 warm-up allocations): 64 allocations in flight for a /16 and a /8 pool (20,000 allocations each)
+//   1. baseline: redis-benchmark -t set -c 64 -n 100000 (and EVAL of a one-SET script, EVALSHA of
+//      allocate-8.lua with one item and with a batch of 16)
+//   2. throughput (after 10,000 warm-up allocations): 64 allocations in flight for a /16 and a /8
+//      pool (20,000 allocations each) over 8 connections, and for the /16 over one; the store
+//      batches them (how many per script call: printed)
 //   3. latency: one allocation at a time at 0 %, 50 % and 99 % fill of a /16 (2,000 samples each)
 //   4. worst case: a /8 at 99 % fill where no never-used address is left (the bitmap scan reads all
 //      2 MiB, then the oldest released address is taken)
@@ -51,8 +54,9 @@ const redisBenchmark = (port, args) => {
 };
 
 // redis-benchmark running the real allocate script (random lease ids) on a /8: the server-side
-// ceiling of allocation, with no Node client in the way.
-const allocateScriptBaseline = async (port, store) => {
+// ceiling of allocation, with no Node client in the way; `items` allocations per call (a batch,
+// as the store sends under load); the result is allocations/s.
+const allocateScriptBaseline = async (port, store, items = 1) => {
   const p = pool('benchraw', { cidr: '10.0.0.0/8' });
   await store.dropPool(p.name);
   await store.ensurePool(p, { initialize: true });
@@ -66,18 +70,11 @@ const allocateScriptBaseline = async (port, store) => {
   const k = poolKeys(p.name);
   const keys = [k.meta, k.dirty, k.released, k.leases, k.byip, k.pending, k.sticky, k.resbyip];
   const rec = '{"s":"pending","ns":"bench","g":"app-","c":1,"e":2}';
-  const rps = redisBenchmark(port, [
-    '-n',
-    '100000',
-    '-r',
-    '100000000',
-    'EVALSHA',
-    sha,
-    '8',
-    ...keys,
+  // The 15 ARGV of one item (allocate-8.lua's header); each gets its own random lease id.
+  const item = n => [
     p.layout.hash,
     'lease',
-    'id__rand_int__',
+    `id${n}-__rand_int__`,
     '-1',
     '',
     rec,
@@ -85,9 +82,25 @@ const allocateScriptBaseline = async (port, store) => {
     '0',
     'bench',
     '',
+    '',
+    '',
+    '',
+    '1',
+    '0',
+  ];
+  const rps = redisBenchmark(port, [
+    '-n',
+    String(Math.ceil(100_000 / items)),
+    '-r',
+    '100000000',
+    'EVALSHA',
+    sha,
+    '8',
+    ...keys,
+    ...Array.from({ length: items }, (_, n) => item(n)).flat(),
   ]);
   await store.dropPool(p.name);
-  return rps;
+  return rps * items;
 };
 
 const allocate = (store, p, n) =>
@@ -112,6 +125,26 @@ const throughput = async (stores, p, ops) => {
   );
   return ops / ((performance.now() - t0) / 1000);
 };
+
+// Allocation batches the stores sent (RedisLeaseStore.allocationBatches), summed over the stores.
+const batchMark = stores =>
+  stores.reduce(
+    (m, s) => {
+      const b = s.allocationBatches;
+      return { batches: m.batches + b.batches, items: m.items + b.items };
+    },
+    { batches: 0, items: 0 },
+  );
+const batchesSince = (stores, mark) => {
+  const now = batchMark(stores);
+  const batches = now.batches - mark.batches;
+  const items = now.items - mark.items;
+  const largest = Math.max(...stores.map(s => s.allocationBatches.largest));
+  return { batches, items, mean: batches > 0 ? items / batches : 0, largest };
+};
+const batchText = (b, largest = true) =>
+  `${b.items} allocations in ${b.batches} script calls: ${b.mean.toFixed(1)} per call` +
+  (largest ? ` on average, the largest ${b.largest}` : '');
 
 const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -158,6 +191,7 @@ const main = async () => {
       [1, 2, 3].map(() => redisBenchmark(redis.port, ['-t', 'set', '-n', '100000'])),
     );
     results.allocEvalRps = await allocateScriptBaseline(redis.port, stores[0]);
+    results.allocEval16Rps = await allocateScriptBaseline(redis.port, stores[0], 16);
     results.evalRps = redisBenchmark(redis.port, [
       '-n',
       '200000',
@@ -186,8 +220,15 @@ const main = async () => {
     await throughput(stores, warm, 10_000);
     await stores[0].dropPool(warm.name);
 
+    let mark = batchMark(stores);
     results.rps16 = await rounds(stores, p16);
     results.rps8 = await rounds(stores, p8);
+    results.batchesThroughput = batchesSince(stores, mark);
+    // The same 64 in flight through one store (one connection, as one webhook replica has):
+    // its batches can reach ALLOCATION_BATCH_MAX.
+    mark = batchMark(stores.slice(0, 1));
+    results.rps16one = await rounds(stores.slice(0, 1), p16);
+    results.batchesOne = batchesSince(stores.slice(0, 1), mark);
 
     // Latency by fill level on the /16 (drop and refill so the fill is exact).
     await stores[0].dropPool(p16.name);
@@ -195,7 +236,9 @@ const main = async () => {
     results.latency = {};
     for (const fill of [0, 50, 99]) {
       await fillTo(stores, p16, Math.floor((p16.layout.size * fill) / 100));
+      mark = batchMark(stores);
       results.latency[fill] = await latency(stores[0], p16, LATENCY_SAMPLES);
+      results.batchesLatency = batchesSince(stores, mark);
     }
 
     // Worst case on the /8: every address used once, 1 % released and free; no fresh bit left.
@@ -244,8 +287,12 @@ Node ${node}, redis-server ${redisVersion} on loopback, 2 cores. Concurrency ${C
 | redis-benchmark SET, -c ${CONCURRENCY} | ${Math.round(r.setRps)} ops/s | baseline |
 | redis-benchmark EVAL (one SET in Lua), -c ${CONCURRENCY} | ${Math.round(r.evalRps)} ops/s | baseline |
 | redis-benchmark EVALSHA allocate-8.lua (the real script, random ids, no pipelining), -c ${CONCURRENCY} | ${Math.round(r.allocEvalRps)} ops/s | context: ${(r.allocEvalRps / r.setRps).toFixed(2)}× SET |
+| the same, 16 allocations per EVALSHA (a batch), -c ${CONCURRENCY} | ${Math.round(r.allocEval16Rps)} allocations/s | context: ${(r.allocEval16Rps / r.setRps).toFixed(2)}× SET |
 | allocations/s, /16 pool | ${Math.round(r.rps16)} | ${(r.rps16 / r.setRps).toFixed(2)}× SET (target ≥ 0.5×) |
 | allocations/s, /8 pool | ${Math.round(r.rps8)} | ${(r.rps8 / r.setRps).toFixed(2)}× SET (target ≥ 0.5×) |
+| batches in the throughput rounds | ${batchText(r.batchesThroughput)} | |
+| allocations/s, /16 pool, the 64 through one connection | ${Math.round(r.rps16one)} | ${(r.rps16one / r.setRps).toFixed(2)}× SET; ${batchText(r.batchesOne)} |
+| batches in the latency samples at 99 % fill | ${batchText(r.batchesLatency, false)} | one at a time: 1 per call |
 | latency p50 / p99 at 0 % fill (/16) | ${ms(l[0].p50)} / ${ms(l[0].p99)} | |
 | latency p50 / p99 at 50 % fill (/16) | ${ms(l[50].p50)} / ${ms(l[50].p99)} | |
 | latency p50 / p99 at 99 % fill (/16) | ${ms(l[99].p50)} / ${ms(l[99].p99)} | p50 ${(l[99].p50 / l[0].p50).toFixed(2)}× of 0 % (target ≤ 1.5×) |

@@ -4,12 +4,15 @@
  * nowhere else; connection failures become StoreUnavailableError (retryable). One server, a
  * Sentinel-monitored primary or a Cluster (redis-connection.ts); with `minReplicas` a write that
  * hands out an address is followed by WAIT; allocation holds back on a replication history the
- * pool was not reconciled on (allocate-8.lua, history-1.lua; docs/redis.md).
+ * pool was not reconciled on (allocate-8.lua, history-1.lua; docs/redis.md). Concurrent
+ * allocations of a pool share one allocate-8.lua call (batcher.ts; docs/redis.md, "Allocation
+ * batching").
  */
 import { randomUUID } from 'node:crypto';
 import { ErrorReply } from 'redis';
 import { indexOf, ipOf } from './addressing.js';
 import { isRetentionAction } from './annotations.js';
+import { Batcher, type BatchStats } from './batcher.js';
 import { preflight } from './preflight.js';
 import type { Pool } from './pools-file.js';
 import {
@@ -87,6 +90,11 @@ export interface RedisStoreOptions {
   readonly connectTimeoutMs?: number | undefined;
   /** Prefix of the client name shown by CLIENT LIST. */
   readonly clientName?: string | undefined;
+  /**
+   * Concurrent allocations of one pool share one allocate-8.lua call, up to this many items
+   * (default ALLOCATION_BATCH_MAX; 1 sends every allocation alone, as before batching).
+   */
+  readonly allocationBatchMax?: number | undefined;
 }
 
 /** Record fields as stored in the leases hash (short keys: this is the hot path). */
@@ -109,6 +117,21 @@ interface StoredRecord {
 
 type Reply = readonly unknown[];
 
+/** One allocate-8.lua item: the pool's keys and the item's 15 ARGV. */
+interface AllocateItem {
+  readonly keys: PoolKeys;
+  readonly args: readonly ScriptArg[];
+}
+
+/**
+ * One item's answer: its reply, or the error reply the item raised inside the script; and, for
+ * a write that handed out an address under `minReplicas`, the WAIT its batch shares.
+ */
+interface ItemOutcome {
+  readonly reply: Reply | ErrorReply;
+  readonly replicated: Promise<void> | undefined;
+}
+
 /** What an allocate-8.lua call asked, for the error its reply may turn into. */
 interface AllocationCall {
   readonly ip: string | undefined;
@@ -119,6 +142,12 @@ interface AllocationCall {
 type ScriptCaller = (keys: PoolKeys, args: readonly ScriptArg[]) => Promise<unknown>;
 
 const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
+/**
+ * Largest allocation batch. The server spends ~10–20 µs per item (these shared cores), so a
+ * call of 64 holds Redis for about a millisecond at most; past ~16 items per call the per-call
+ * cost is already amortised (bench/RESULTS.md, "batching").
+ */
+export const ALLOCATION_BATCH_MAX = 64;
 const RELAYOUT_ATTEMPTS = 5;
 
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
@@ -163,6 +192,12 @@ const recordJson = (fields: Omit<StoredRecord, 'i'>): string => {
 };
 
 const flag = (b: boolean | undefined): string => (b === true ? '1' : '0');
+
+/** An item's reply; the error reply it raised inside the script is thrown, as a call's would be. */
+const itemReply = (o: ItemOutcome): Reply => {
+  if (o.reply instanceof ErrorReply) throw o.reply;
+  return o.reply;
+};
 
 /** ARGV of allocate-8.lua in "lease" mode. */
 const allocateArgs = (
@@ -236,6 +271,8 @@ export class RedisLeaseStore implements LeaseStore {
   readonly #waitMs: number;
   /** Layouts read back from stored segments, by hash (a reader whose pools file differs). */
   readonly #stored = new Map<string, Layout>();
+  /** Allocations ("lease" mode, not dry runs) batched per pool, by meta key (batcher.ts). */
+  readonly #allocations: Batcher<AllocateItem, ItemOutcome>;
 
   private constructor(conn: RedisConnection, options: RedisStoreOptions) {
     this.#conn = conn;
@@ -243,6 +280,15 @@ export class RedisLeaseStore implements LeaseStore {
     this.#timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     this.#minReplicas = options.minReplicas ?? 0;
     this.#waitMs = options.minReplicasTimeoutMs ?? Math.max(10, Math.floor(this.#timeoutMs / 2));
+    this.#allocations = new Batcher({
+      run: (_meta, items) => this.#allocateCall(items, true),
+      maxBatch: Math.max(1, Math.floor(options.allocationBatchMax ?? ALLOCATION_BATCH_MAX)),
+    });
+  }
+
+  /** Allocation batches sent so far, the allocations in them and the largest (bench, tests). */
+  get allocationBatches(): BatchStats {
+    return this.#allocations.stats;
   }
 
   /**
@@ -349,14 +395,21 @@ export class RedisLeaseStore implements LeaseStore {
       q: req.requestUid,
       t: req.attempt,
     };
-    const r = await this.#script('allocate', this.#poolKeys(pool), allocateArgs(req, wanted, rec));
+    const item = { keys: this.#poolKeys(pool), args: allocateArgs(req, wanted, rec) };
+    // A dry run is sent alone (it writes nothing and waits for no replica); the others share a
+    // script call with the concurrent allocations of the same pool.
+    const outcome =
+      req.dryRun === true
+        ? await this.#allocateAlone(item, false)
+        : await this.#allocations.submit(item.keys.meta, item);
+    const r = itemReply(outcome);
     const index = this.#allocationIndex(pool, r, {
       ip: req.ip,
       leaseId: req.leaseId,
       now,
       reuseCooldownMs: cooldownOf(req.reuseCooldownMs),
     });
-    if (req.dryRun !== true) await this.#replicated(this.#poolKeys(pool).meta);
+    if (outcome.replicated !== undefined) await outcome.replicated;
     const replaced = str(r[2]);
     const movedFrom = num(r[5]);
     const retried = num(r[4]) === 1;
@@ -447,25 +500,29 @@ export class RedisLeaseStore implements LeaseStore {
     const keys = this.#poolKeys(pool);
     const now = options.now ?? Date.now();
     const reuseCooldownMs = cooldownOf(options.reuseCooldownMs);
-    const r = await this.#script('allocate', keys, [
-      pool.layout.hash,
-      'reserve',
-      '',
-      wanted,
-      key,
-      '',
-      0,
-      '0',
-      '',
-      '',
-      '',
-      '',
-      '',
-      now,
-      reuseCooldownMs,
-    ]);
+    const outcome = await this.#allocateAlone({
+      keys,
+      args: [
+        pool.layout.hash,
+        'reserve',
+        '',
+        wanted,
+        key,
+        '',
+        0,
+        '0',
+        '',
+        '',
+        '',
+        '',
+        '',
+        now,
+        reuseCooldownMs,
+      ],
+    });
+    const r = itemReply(outcome);
     const index = this.#allocationIndex(pool, r, { ip, leaseId: '', now, reuseCooldownMs });
-    await this.#replicated(keys.meta);
+    if (outcome.replicated !== undefined) await outcome.replicated;
     if (wanted >= 0 && index !== wanted) {
       throw new ReservationExistsError(pool.name, key, ipOf(pool, index));
     }
@@ -647,25 +704,29 @@ export class RedisLeaseStore implements LeaseStore {
       c: now,
       b: now,
     };
-    const r = await this.#script('allocate', this.#poolKeys(pool), [
-      pool.layout.hash,
-      'restore',
-      req.leaseId,
-      index,
-      req.stickyKey ?? '',
-      recordJson(rec),
-      0,
-      '0',
-      req.pod.namespace,
-      req.pod.name ?? '',
-      '',
-      '',
-      '',
-      now,
-      0,
-    ]);
+    const outcome = await this.#allocateAlone({
+      keys: this.#poolKeys(pool),
+      args: [
+        pool.layout.hash,
+        'restore',
+        req.leaseId,
+        index,
+        req.stickyKey ?? '',
+        recordJson(rec),
+        0,
+        '0',
+        req.pod.namespace,
+        req.pod.name ?? '',
+        '',
+        '',
+        '',
+        now,
+        0,
+      ],
+    });
+    const r = itemReply(outcome);
     this.#allocationIndex(pool, r, { ip: req.ip, leaseId: req.leaseId, now, reuseCooldownMs: 0 });
-    await this.#replicated(this.#poolKeys(pool).meta);
+    if (outcome.replicated !== undefined) await outcome.replicated;
     // The script stored exactly this record at this index (the layout hash it checked is this
     // pool's): no second round trip to read it back (a rebuild restores thousands).
     return fromStored(pool, pool.layout, req.leaseId, { i: index, ...rec });
@@ -877,7 +938,57 @@ export class RedisLeaseStore implements LeaseStore {
     }
   }
 
+  /** One allocate-8.lua item in a call of its own (reserve, restore, dry runs). */
+  async #allocateAlone(item: AllocateItem, replicate = true): Promise<ItemOutcome> {
+    // After the pool's queued allocations, as it was called after them.
+    this.#allocations.flushNow(item.keys.meta);
+    const [outcome] = await this.#allocateCall([item], replicate);
+    if (outcome === undefined) throw new Error('script allocate answered no reply');
+    return outcome;
+  }
+
+  /**
+   * One allocate-8.lua call for items of one pool: one outcome per item. A failed call (the
+   * connection, the deadline, a restarted server) rejects, and with it every item; NOSCRIPT is
+   * answered by node-redis sending the script again (EVAL). An error an item raises inside the
+   * script (READONLY after a failover, OOM) is that item's own, thrown to its caller as the
+   * ErrorReply a call of its own would throw. With `minReplicas`, when any item handed out an
+   * address, one WAIT follows the call (it covers every write the connection made before it)
+   * and each such item awaits it.
+   */
+  async #allocateCall(items: readonly AllocateItem[], replicate: boolean): Promise<ItemOutcome[]> {
+    const keys = items[0]?.keys;
+    if (keys === undefined) return [];
+    // A lone item's ARGV as it is; a batch's by a plain loop (Array#flatMap: ~0.5 µs a call).
+    let args = items[0]?.args ?? [];
+    if (items.length > 1) {
+      const all: ScriptArg[] = [];
+      for (const item of items) all.push(...item.args);
+      args = all;
+    }
+    const r = await this.#script('allocate', keys, args);
+    if (r.length !== items.length) {
+      throw new Error(`script allocate answered ${r.length} replies for ${items.length} items`);
+    }
+    const replies = r.map((x): Reply | ErrorReply =>
+      x instanceof ErrorReply || Array.isArray(x)
+        ? (x as Reply | ErrorReply)
+        : new ErrorReply(`script allocate: an item answered ${str(x)}`),
+    );
+    let replicated: Promise<void> | undefined;
+    const handedOut = replies.some(x => Array.isArray(x) && num(x[0]) === STATUS.OK);
+    if (replicate && handedOut && this.#minReplicas > 0) {
+      replicated = this.#replicated(keys.meta);
+      // Awaited by each item that handed out an address; this keeps a rejection handled.
+      replicated.catch(() => undefined);
+    }
+    return replies.map(reply => ({ reply, replicated }));
+  }
+
   async #script(name: ScriptName, keys: PoolKeys, args: readonly ScriptArg[]): Promise<Reply> {
+    // A script for a pool goes to Redis after the allocations queued for it (called before it):
+    // a release the webhook sends when its deadline gave up on an allocation runs after it.
+    if (name !== 'allocate') this.#allocations.flushNow(keys.meta);
     const fn = (this.#client as unknown as Record<string, ScriptCaller>)[scriptName(name)];
     if (fn === undefined) throw new Error(`script ${name} is not registered`);
     const reply = await this.#do(() => fn.call(this.#client, keys, args));

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { defineScript, type CommandParser } from 'redis';
 import { STATE_KEY_TYPES, type KeyType, type PoolKeys } from './keys.js';
 
-export const SCRIPT_CONTRACT_VERSION = 'v4';
+export const SCRIPT_CONTRACT_VERSION = 'v5';
 
 const source = (file: string): string =>
   readFileSync(new URL(`./lua/${file}`, import.meta.url), 'utf8');
