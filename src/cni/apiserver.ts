@@ -1,22 +1,21 @@
 /**
  * The two API server calls the plugin makes: GET one pod (ADD/CHECK without runtime-passed
- * annotations) and a reachability probe (STATUS). Plain node:https, one connection, no keep-alive,
- * a hard deadline covering connect + TLS + response. Loaded lazily.
+ * annotations) and a reachability probe (STATUS). One connection, `Connection: close`, a hard
+ * deadline covering connect + TLS + response. `node:tls` (or `node:net` for an http:// server)
+ * with the request written by hand and the answer read by http-response.ts: `node:https` would
+ * load the HTTP client, agent, server and parser modules on top of TLS (several milliseconds per
+ * ADD). Loaded lazily.
  */
-import type { IncomingMessage } from 'node:http';
-import type { RequestOptions } from 'node:https';
+import type { Socket } from 'node:net';
+import type { ConnectionOptions } from 'node:tls';
 import { clip } from '../text/quote.js';
 import type { CniPodRef } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
+import { HttpBodyTooLargeError, ResponseReader, type HttpAnswer } from './http-response.js';
 import type { ApiConnection } from './kubeconfig.js';
 import type { PodInfo } from './pod.js';
 
-export interface HttpAnswer {
-  readonly status: number;
-  readonly body: string;
-  /** The `Location` header of a redirect. */
-  readonly location?: string | undefined;
-}
+export type { HttpAnswer } from './http-response.js';
 
 /** Largest response body read (a pod object is a few KiB; PartialObjectMetadata less). */
 export const MAX_BODY = 4 * 1024 * 1024;
@@ -53,91 +52,98 @@ export class ApiUnreachableError extends Error {
 const joinPath = (server: URL, path: string): string =>
   `${server.pathname.replace(/\/+$/, '')}${path}`;
 
-const requestOptions = (conn: ApiConnection, path: string, accept: string): RequestOptions => {
-  const headers: Record<string, string> = { Accept: accept, 'User-Agent': 'podlease-cni' };
-  if (conn.authorization !== undefined) headers.Authorization = conn.authorization;
-  const options: RequestOptions = {
-    method: 'GET',
-    host: conn.server.hostname.replace(/^\[|\]$/g, ''),
-    port: conn.server.port === '' ? undefined : Number(conn.server.port),
-    path: joinPath(conn.server, path),
-    headers,
-    agent: false,
+/** The request, as node:https wrote it (Host with the port unless it is the default). */
+const requestText = (conn: ApiConnection, path: string, accept: string): string => {
+  const auth = conn.authorization === undefined ? '' : `Authorization: ${conn.authorization}\r\n`;
+  return (
+    `GET ${joinPath(conn.server, path)} HTTP/1.1\r\nHost: ${conn.server.host}\r\n` +
+    `Accept: ${accept}\r\nUser-Agent: podlease-cni\r\n${auth}Connection: close\r\n\r\n`
+  );
+};
+
+/**
+ * A TCP or TLS connection to the server. TLS as node:https set it up: SNI with the host name
+ * (never an IP address) unless the kubeconfig names a `tls-server-name`, the certificate checked
+ * against the kubeconfig's CA (Node's bundled roots when it names none) and that name.
+ */
+const open = (conn: ApiConnection): Socket => {
+  const host = conn.server.hostname.replace(/^\[|\]$/g, '');
+  const net = process.getBuiltinModule('node:net');
+  if (conn.server.protocol === 'http:') {
+    return net.connect({ host, port: Number(conn.server.port || 80) });
+  }
+  const options: ConnectionOptions = {
+    host,
+    port: Number(conn.server.port || 443),
     rejectUnauthorized: !conn.insecureSkipTlsVerify,
+    servername: conn.tlsServerName ?? (net.isIP(host) === 0 ? host : undefined),
   };
   if (conn.ca !== undefined) options.ca = conn.ca;
   if (conn.cert !== undefined) options.cert = conn.cert;
   if (conn.key !== undefined) options.key = conn.key;
-  if (conn.tlsServerName !== undefined) options.servername = conn.tlsServerName;
-  return options;
-};
-
-const readBody = (
-  res: IncomingMessage,
-  done: (err: Error | undefined, body: string) => void,
-  tooLarge: () => Error,
-): void => {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  res.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > MAX_BODY) res.destroy(tooLarge());
-    else chunks.push(chunk);
-  });
-  res.on('end', () => {
-    done(undefined, Buffer.concat(chunks).toString('utf8'));
-  });
-  res.on('error', e => {
-    done(e, '');
-  });
+  return process.getBuiltinModule('node:tls').connect(options);
 };
 
 /**
- * One GET with a deadline; rejects with ApiUnreachableError on any transport failure and with
- * ApiResponseTooLargeError for a body over MAX_BODY.
+ * One GET with a deadline; rejects with ApiUnreachableError on any transport failure (a
+ * malformed or cut-short answer included) and with ApiResponseTooLargeError for a body over
+ * MAX_BODY. The connection is closed as soon as the answer is complete.
  */
 export const httpGet = async (
   conn: ApiConnection,
   path: string,
   opts: { accept: string; timeoutMs: number },
 ): Promise<HttpAnswer> => {
-  // process.getBuiltinModule, not import(): a dynamic import() would start the ESM loader in
-  // the bundled CommonJS executable (~15 ms), and a static import would load TLS on every ADD.
-  const { request } =
-    conn.server.protocol === 'http:'
-      ? process.getBuiltinModule('node:http')
-      : process.getBuiltinModule('node:https');
   const target = `${conn.server.origin}${joinPath(conn.server, path)}`;
   return new Promise<HttpAnswer>((resolve, reject) => {
-    const fail = (e: unknown): void => {
-      if (e instanceof ApiResponseTooLargeError) {
-        reject(e);
-        return;
-      }
-      const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
-      reject(
-        new ApiUnreachableError(`GET ${target}: ${describeError(e)}`, TLS_CONFIG_ERRORS.has(code)),
-      );
-    };
-    const req = request(requestOptions(conn, path, opts.accept), res => {
-      readBody(
-        res,
-        (err, body) => {
-          clearTimeout(timer);
-          if (err !== undefined) fail(err);
-          else resolve({ status: res.statusCode ?? 0, body, location: res.headers.location });
-        },
-        () => new ApiResponseTooLargeError(target),
-      );
-    });
-    const timer = setTimeout(() => {
-      req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`));
-    }, opts.timeoutMs);
-    req.on('error', e => {
+    // process.getBuiltinModule, not import(): a dynamic import() would start the ESM loader in
+    // the bundled CommonJS executable (~15 ms), and a static import would load TLS on every ADD.
+    const socket = open(conn);
+    const reader = new ResponseReader(MAX_BODY);
+    let settled = false;
+    const settle = (e: unknown, answer: HttpAnswer | undefined): void => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      fail(e);
+      socket.destroy();
+      if (answer !== undefined) resolve(answer);
+      else if (e instanceof HttpBodyTooLargeError) reject(new ApiResponseTooLargeError(target));
+      else {
+        const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
+        reject(
+          new ApiUnreachableError(
+            `GET ${target}: ${describeError(e)}`,
+            TLS_CONFIG_ERRORS.has(code),
+          ),
+        );
+      }
+    };
+    const read = (next: () => HttpAnswer | undefined): void => {
+      try {
+        const answer = next();
+        if (answer !== undefined) settle(undefined, answer);
+      } catch (e) {
+        settle(e, undefined);
+      }
+    };
+    const timer = setTimeout(() => {
+      settle(new Error(`no answer within ${opts.timeoutMs} ms`), undefined);
+    }, opts.timeoutMs);
+    socket.on('data', (chunk: Buffer) => {
+      read(() => reader.push(chunk));
     });
-    req.end();
+    socket.on('end', () => {
+      read(() => reader.end());
+    });
+    socket.on('error', e => {
+      settle(e, undefined);
+    });
+    socket.on('close', () => {
+      settle(new Error('the connection closed before the answer arrived'), undefined);
+    });
+    // Written now, sent once connected (and, for TLS, once the handshake is done); not end():
+    // a half-closed connection can make a Go server cancel the request.
+    socket.write(requestText(conn, path, opts.accept));
   });
 };
 
