@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { clip } from '../text/quote.js';
+import { addrFamily } from './addr.js';
 import type { CniPodRef } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
 import { HttpBodyTooLargeError, ResponseReader, type HttpAnswer } from './http-response.js';
@@ -62,26 +63,47 @@ const requestText = (conn: ApiConnection, path: string, accept: string): string 
 };
 
 /**
+ * The CAs the server certificate is checked against: the kubeconfig's, else Node's bundled roots
+ * (and NODE_EXTRA_CA_CERTS), as node:https did. Set as the process's default list, which is only
+ * parsed when the connection is made: the executable starts with `--use-openssl-ca`
+ * (scripts/build-cni.mjs), so loading node:tls does not parse Node's ~150 bundled roots on a
+ * second thread, and a `ca` connection option would make Node build that root store (and wait
+ * for it) all the same, or, under that flag, read OpenSSL's system store. The plugin is a
+ * one-shot process that makes one connection, so the default list is its own.
+ */
+const trustCas = (tls: typeof import('node:tls'), conn: ApiConnection): void => {
+  if (conn.ca !== undefined) tls.setDefaultCACertificates([conn.ca]);
+  else if (!conn.insecureSkipTlsVerify) {
+    tls.setDefaultCACertificates([
+      ...tls.getCACertificates('bundled'),
+      ...tls.getCACertificates('extra'),
+    ]);
+  }
+};
+
+/**
  * A TCP or TLS connection to the server. TLS as node:https set it up: SNI with the host name
  * (never an IP address) unless the kubeconfig names a `tls-server-name`, the certificate checked
- * against the kubeconfig's CA (Node's bundled roots when it names none) and that name.
+ * against the kubeconfig's CA and that name.
  */
 const open = (conn: ApiConnection): Socket => {
   const host = conn.server.hostname.replace(/^\[|\]$/g, '');
-  const net = process.getBuiltinModule('node:net');
   if (conn.server.protocol === 'http:') {
-    return net.connect({ host, port: Number(conn.server.port || 80) });
+    return process
+      .getBuiltinModule('node:net')
+      .connect({ host, port: Number(conn.server.port || 80) });
   }
+  const tls = process.getBuiltinModule('node:tls');
+  trustCas(tls, conn);
   const options: ConnectionOptions = {
     host,
     port: Number(conn.server.port || 443),
     rejectUnauthorized: !conn.insecureSkipTlsVerify,
-    servername: conn.tlsServerName ?? (net.isIP(host) === 0 ? host : undefined),
+    servername: conn.tlsServerName ?? (addrFamily(host) === 0 ? host : undefined),
   };
-  if (conn.ca !== undefined) options.ca = conn.ca;
   if (conn.cert !== undefined) options.cert = conn.cert;
   if (conn.key !== undefined) options.key = conn.key;
-  return process.getBuiltinModule('node:tls').connect(options);
+  return tls.connect(options);
 };
 
 /**
@@ -105,9 +127,15 @@ export const httpGet = async (
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      if (answer !== undefined) {
+        // The plugin exits on this answer before an immediate runs: destroying the socket now
+        // would cost a millisecond for nothing (net's destroy even creates process.stderr).
+        setImmediate(() => socket.destroy());
+        resolve(answer);
+        return;
+      }
       socket.destroy();
-      if (answer !== undefined) resolve(answer);
-      else if (e instanceof HttpBodyTooLargeError) reject(new ApiResponseTooLargeError(target));
+      if (e instanceof HttpBodyTooLargeError) reject(new ApiResponseTooLargeError(target));
       else {
         const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
         reject(
