@@ -15,6 +15,7 @@ import { CNI_ERROR, CniError, describeError } from './errors.js';
 import { HttpBodyTooLargeError, ResponseReader, type HttpAnswer } from './http-response.js';
 import type { ApiConnection } from './kubeconfig.js';
 import type { PodInfo } from './pod.js';
+import { sessionCache } from './tls-session.js';
 
 export type { HttpAnswer } from './http-response.js';
 
@@ -84,7 +85,8 @@ const trustCas = (tls: typeof import('node:tls'), conn: ApiConnection): void => 
 /**
  * A TCP or TLS connection to the server. TLS as node:https set it up: SNI with the host name
  * (never an IP address) unless the kubeconfig names a `tls-server-name`, the certificate checked
- * against the kubeconfig's CA and that name.
+ * against the kubeconfig's CA and that name. A session cached by an earlier invocation is offered
+ * for resumption (tls-session.ts).
  */
 const open = (conn: ApiConnection): Socket => {
   const host = conn.server.hostname.replace(/^\[|\]$/g, '');
@@ -103,7 +105,18 @@ const open = (conn: ApiConnection): Socket => {
   };
   if (conn.cert !== undefined) options.cert = conn.cert;
   if (conn.key !== undefined) options.key = conn.key;
-  return tls.connect(options);
+  const cache = conn.sessionDir === undefined ? undefined : sessionCache(conn.sessionDir, conn);
+  const session = cache?.load();
+  if (session !== undefined) options.session = session;
+  const socket = tls.connect(options);
+  if (cache !== undefined) {
+    // Kept from full handshakes only (a resumed one changed nothing the next ADD needs); the
+    // ticket arrives before the answer, and a server may send several: the first is kept.
+    socket.once('session', (fresh: Buffer) => {
+      if (!socket.isSessionReused()) cache.save(fresh);
+    });
+  }
+  return socket;
 };
 
 /**

@@ -21,6 +21,8 @@ export interface ApiConnection {
   readonly authorization: string | undefined;
   readonly insecureSkipTlsVerify: boolean;
   readonly tlsServerName: string | undefined;
+  /** Where TLS sessions are cached across invocations (tls-session.ts); none when undefined. */
+  readonly sessionDir?: string | undefined;
 }
 
 export type ReadFile = (path: string) => Promise<Buffer>;
