@@ -72,7 +72,7 @@ describe('sessionCache', () => {
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     const files = readdirSync(dir);
     expect(files).toHaveLength(1);
-    expect(files[0]).toMatch(/^session-[0-9a-f]{32}$/);
+    expect(files[0]).toMatch(/^session-[0-9a-f]{8}$/);
     expect(statSync(join(dir, files[0] ?? '')).mode & 0o777).toBe(0o600);
   });
 
@@ -102,6 +102,38 @@ describe('sessionCache', () => {
     variants.forEach((c, i) => {
       expect(cacheFor(c).load()?.toString()).toBe(`session ${i}`);
     });
+  });
+
+  it('ignores a file written for another identity, even under the same name', () => {
+    const a = conn();
+    const b = conn({ ca: Buffer.from('another CA PEM') });
+    cacheFor(a).save(SESSION);
+    const [fileA] = readdirSync(dir);
+    rmSync(dir, { recursive: true });
+    cacheFor(b).save(Buffer.from('other'));
+    const [fileB] = readdirSync(dir);
+    // b's file (its identity inside) under a's name: a must not take b's session.
+    writeFileSync(join(dir, fileA ?? ''), readFileSync(join(dir, fileB ?? '')));
+    expect(cacheFor(a).load()).toBeUndefined();
+    expect(cacheFor(b).load()?.toString()).toBe('other');
+  });
+
+  it('ignores a file that is not a cache file, or is cut short', () => {
+    const cache = cacheFor();
+    cache.save(SESSION);
+    const [file] = readdirSync(dir);
+    const path = join(dir, file ?? '');
+    const whole = readFileSync(path);
+    for (const bad of [
+      Buffer.from('this is not a TLS session'),
+      whole.subarray(0, 10),
+      whole.subarray(0, whole.length - SESSION.length),
+    ]) {
+      writeFileSync(path, bad);
+      expect(cache.load()).toBeUndefined();
+    }
+    writeFileSync(path, whole);
+    expect(cache.load()).toEqual(SESSION);
   });
 
   it('shares the file between kubeconfigs that differ only in the token', () => {
