@@ -7,7 +7,7 @@
  * ADD). Loaded lazily.
  */
 import type { Socket } from 'node:net';
-import type { ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { clip } from '../text/quote.js';
 import { addrFamily } from './addr.js';
 import type { CniPodRef } from './args.js';
@@ -63,6 +63,14 @@ const requestText = (conn: ApiConnection, path: string, accept: string): string 
   );
 };
 
+/** Code 7 for a CA, certificate or key of the kubeconfig that OpenSSL cannot use. */
+const unusableMaterial = (conn: ApiConnection, what: string, e: unknown): CniError =>
+  new CniError(
+    CNI_ERROR.invalidConfig,
+    `the kubeconfig's ${what} for the API server ${conn.server.origin} is not usable`,
+    `${describeError(e)}; fix ${what} (or ${what}-data) in the kubeconfig`,
+  );
+
 /**
  * The CAs the server certificate is checked against: the kubeconfig's, else Node's bundled roots
  * (and NODE_EXTRA_CA_CERTS), as node:https did. Set as the process's default list, which is only
@@ -73,13 +81,31 @@ const requestText = (conn: ApiConnection, path: string, accept: string): string 
  * one-shot process that makes one connection, so the default list is its own.
  */
 const trustCas = (tls: typeof import('node:tls'), conn: ApiConnection): void => {
-  if (conn.ca !== undefined) tls.setDefaultCACertificates([conn.ca]);
-  else if (!conn.insecureSkipTlsVerify) {
+  if (conn.ca !== undefined) {
+    try {
+      tls.setDefaultCACertificates([conn.ca]);
+    } catch (e) {
+      throw unusableMaterial(conn, 'certificate-authority', e);
+    }
+  } else if (!conn.insecureSkipTlsVerify) {
     tls.setDefaultCACertificates([
       ...tls.getCACertificates('bundled'),
       ...tls.getCACertificates('extra'),
     ]);
   }
+};
+
+/** The TLS options node:https would have used for `conn` (no `ca`: see trustCas). */
+const tlsOptions = (conn: ApiConnection, host: string): ConnectionOptions => {
+  const options: ConnectionOptions = {
+    host,
+    port: Number(conn.server.port || 443),
+    rejectUnauthorized: !conn.insecureSkipTlsVerify,
+    servername: conn.tlsServerName ?? (addrFamily(host) === 0 ? host : undefined),
+  };
+  if (conn.cert !== undefined) options.cert = conn.cert;
+  if (conn.key !== undefined) options.key = conn.key;
+  return options;
 };
 
 /**
@@ -97,18 +123,17 @@ const open = (conn: ApiConnection): Socket => {
   }
   const tls = process.getBuiltinModule('node:tls');
   trustCas(tls, conn);
-  const options: ConnectionOptions = {
-    host,
-    port: Number(conn.server.port || 443),
-    rejectUnauthorized: !conn.insecureSkipTlsVerify,
-    servername: conn.tlsServerName ?? (addrFamily(host) === 0 ? host : undefined),
-  };
-  if (conn.cert !== undefined) options.cert = conn.cert;
-  if (conn.key !== undefined) options.key = conn.key;
+  const options = tlsOptions(conn, host);
   const cache = conn.sessionDir === undefined ? undefined : sessionCache(conn.sessionDir, conn);
   const session = cache?.load();
   if (session !== undefined) options.session = session;
-  const socket = tls.connect(options);
+  let socket: TLSSocket;
+  try {
+    socket = tls.connect(options);
+  } catch (e) {
+    // The context is built here: a client certificate or key OpenSSL refuses.
+    throw unusableMaterial(conn, 'client-certificate/client-key', e);
+  }
   if (cache !== undefined) {
     // Kept from full handshakes only (a resumed one changed nothing the next ADD needs); the
     // ticket arrives before the answer, and a server may send several: the first is kept.
