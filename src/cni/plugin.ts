@@ -1,8 +1,9 @@
 /**
  * The podlease CNI IPAM plugin: one function from (environment, stdin) to (stdout, stderr, exit
  * code), so tests drive every verb in-process (whereabouts `CmdAddWithArgs`). The plugin holds no
- * state: ADD and CHECK read the pod's annotations, DEL and GC have nothing to undo (the
- * controller releases leases), STATUS probes the API server.
+ * lease state: ADD and CHECK read the pod's annotations, DEL and GC have nothing to undo (the
+ * controller releases leases), STATUS probes the API server. The only file it writes is its TLS
+ * session cache beside the kubeconfig (tls-session.ts).
  */
 import { OWNED_ANNOTATIONS } from '../pool/annotations.js';
 import {
