@@ -101,6 +101,10 @@ step(`SEA blob (useCodeCache: ${useCodeCache})`, () => {
         disableExperimentalSEAWarning: true,
         useSnapshot: false,
         useCodeCache,
+        // Loading node:tls would otherwise parse Node's ~150 bundled root certificates on a
+        // second thread at every API-path ADD; the plugin names its CAs itself
+        // (src/cni/apiserver.ts, trustCas). Nothing else in the plugin uses TLS.
+        execArgv: ['--use-openssl-ca'],
       },
       null,
       2,

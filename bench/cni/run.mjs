@@ -9,6 +9,8 @@
 //   podlease-api  podlease ADD through the API server: the installer's JSON kubeconfig and token
 //                 file, one GET to a loopback HTTPS stand-in API server (throw-away CA)
 //   podlease-api-yaml  the same with a hand-written YAML kubeconfig (the YAML parser is loaded)
+//   podlease-api-rsa   podlease-api against a stand-in with an RSA-2048 certificate and CA
+//                 (kubeadm's default key type; the others use ECDSA P-256)
 //   host-local    /usr/lib/cni/host-local ADD with a temp dataDir (Go, for scale)
 // Series are interleaved run by run so drift hits them alike. Bounded: --runs N (default 200)
 // and --max-seconds S (default 240) for the whole loop.
@@ -79,6 +81,41 @@ ssl(
   'server.ext',
 );
 
+// The same for the RSA-2048 stand-in (kubeadm's default certificates).
+const rsa = ['-newkey', 'rsa:2048', '-nodes'];
+ssl(
+  'req',
+  '-x509',
+  ...rsa,
+  '-keyout',
+  'rsa-ca.key',
+  '-out',
+  'rsa-ca.crt',
+  '-days',
+  '1',
+  '-subj',
+  '/CN=rsa-ca',
+);
+ssl('req', ...rsa, '-keyout', 'rsa-server.key', '-out', 'rsa-server.csr', '-subj', '/CN=apiserver');
+ssl(
+  'x509',
+  '-req',
+  '-in',
+  'rsa-server.csr',
+  '-CA',
+  'rsa-ca.crt',
+  '-CAkey',
+  'rsa-ca.key',
+  '-set_serial',
+  '2',
+  '-out',
+  'rsa-server.crt',
+  '-days',
+  '1',
+  '-extfile',
+  'server.ext',
+);
+
 const ANNOTATIONS = {
   'podlease.io/ip': '10.250.7.10',
   'podlease.io/cidr': '10.250.7.0/24',
@@ -90,15 +127,23 @@ const podBody = JSON.stringify({
   kind: 'Pod',
   metadata: { namespace: 'bench', name: 'pod-0', uid: 'uid-0', annotations: ANNOTATIONS },
 });
-const server = createServer(
-  { key: readFileSync(join(work, 'server.key')), cert: readFileSync(join(work, 'server.crt')) },
-  (req, res) => {
-    const ok = req.headers.authorization === `Bearer ${TOKEN}`;
-    res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
-    res.end(ok ? podBody : '{"kind":"Status","code":401}');
-  },
-);
-await new Promise(resolve => server.listen(0, '127.0.0.1', resolve));
+const standIn = async name => {
+  const srv = createServer(
+    {
+      key: readFileSync(join(work, `${name}.key`)),
+      cert: readFileSync(join(work, `${name}.crt`)),
+    },
+    (req, res) => {
+      const ok = req.headers.authorization === `Bearer ${TOKEN}`;
+      res.writeHead(ok ? 200 : 401, { 'content-type': 'application/json' });
+      res.end(ok ? podBody : '{"kind":"Status","code":401}');
+    },
+  );
+  await new Promise(resolve => srv.listen(0, '127.0.0.1', resolve));
+  return srv;
+};
+const server = await standIn('server');
+const rsaServer = await standIn('rsa-server');
 const apiUrl = `https://127.0.0.1:${server.address().port}`;
 const kubeconfig = join(work, 'kubeconfig');
 writeFileSync(
@@ -200,6 +245,33 @@ const apiYamlConf = JSON.stringify({
   type: 'bridge',
   ipam: { type: 'podlease', kubeconfig },
 });
+// the installer's kubeconfig shape (JSON, tokenFile), for the RSA stand-in, in its own directory
+const rsaDir = join(work, 'rsa');
+mkdirSync(rsaDir);
+const rsaKubeconfig = join(rsaDir, 'kubeconfig');
+writeFileSync(
+  rsaKubeconfig,
+  JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    'current-context': 'bench',
+    clusters: [
+      {
+        name: 'rsa',
+        cluster: {
+          server: `https://127.0.0.1:${rsaServer.address().port}`,
+          'certificate-authority-data': readFileSync(join(work, 'rsa-ca.crt')).toString('base64'),
+        },
+      },
+    ],
+    contexts: [{ name: 'bench', context: { cluster: 'rsa', user: 'cni' } }],
+    users: [{ name: 'cni', user: { tokenFile: join(projected, 'token') } }],
+  }),
+);
+const apiRsaConf = JSON.stringify({
+  ...fromConflist(undefined),
+  ipam: { ...plugin.ipam, kubeconfig: rsaKubeconfig },
+});
 const dataDir = join(work, 'host-local');
 const hostLocalConf = JSON.stringify({
   cniVersion: '1.0.0',
@@ -222,6 +294,14 @@ const series = [
     args: [],
     env: cniEnv,
     stdin: apiYamlConf,
+    expect: '"ips"',
+  },
+  {
+    name: 'podlease-api-rsa',
+    cmd: INSTALLED,
+    args: [],
+    env: cniEnv,
+    stdin: apiRsaConf,
     expect: '"ips"',
   },
 ];
@@ -274,7 +354,7 @@ const once = s =>
   });
 
 const samples = Object.fromEntries(series.map(s => [s.name, []]));
-// Warm-up: page cache and the API server's TLS session, not counted.
+// Warm-up: page cache and the plugin's TLS session cache (beside each kubeconfig), not counted.
 for (const s of series) for (let w = 0; w < 3; w++) await once(s);
 const started = Date.now();
 for (let i = 0; i < RUNS; i++) {
@@ -285,6 +365,7 @@ for (let i = 0; i < RUNS; i++) {
   for (const s of series) samples[s.name].push(await once(s));
 }
 server.close();
+rsaServer.close();
 rmSync(work, { recursive: true, force: true });
 
 const pct = (xs, p) => {
@@ -328,13 +409,17 @@ const NOTES = [
   '- What keeps `podlease-rc` at the floor: the SEA carries a V8 code cache (`useCodeCache`);',
   '  stdin/stdout are read and written with synchronous fd calls (touching `process.stdin` or',
   '  `process.stdout` loads `net`, `tty` and the stream stack, ~30 built-in modules); addresses',
-  '  are parsed without `node:net`; `yaml`, `node:https` and the kubeconfig code load only on the',
+  '  are parsed without `node:net`; `yaml`, `node:tls` and the kubeconfig code load only on the',
   '  API path (`process.getBuiltinModule`, since `import()` would start the ESM loader).',
-  '- `useSnapshot: true` was tried once (2026-11-22, 80 interleaved runs, an earlier build):',
-  '  p50 58.9 ms against 49.7 ms with the code cache and 42.1 ms for an empty SEA — slower, so',
-  '  the build keeps `useSnapshot: false`.',
-  '- The API path is dominated by TLS set-up and the handshake; the JSON kubeconfig the',
-  '  installer writes saves the YAML parser (~25 ms cold) against a YAML one.',
+  '- The API path (issue 14, see its section): `node:tls` with a hand-written HTTP/1.1 GET and',
+  '  reader instead of `node:https`; kubeconfig files read synchronously; `--use-openssl-ca` and',
+  "  the kubeconfig's CA as the default list, so Node never parses its ~150 bundled roots; TLS",
+  '  sessions resumed across invocations (a cache beside the kubeconfig). Loading `node:tls`',
+  '  alone costs ~8 ms, one TLS connection to the loopback stand-in ~10 ms more.',
+  '- `useSnapshot: true` was tried twice and is slower: the rc path +5 ms with an empty',
+  '  snapshot and +9 ms with `net`/`stream` in it (2026-12-02), and `node:tls` cannot be put in',
+  '  a snapshot (the build aborts in `CheckGlobalAndEternalHandles`); the build keeps',
+  '  `useSnapshot: false`.',
   '',
 ];
 
@@ -360,6 +445,8 @@ if (RECORD) {
     "- `podlease-api`: ADD through the API server: the installer's JSON kubeconfig, its",
     '  `tokenFile`, and one HTTPS GET to a loopback stand-in API server.',
     '- `podlease-api-yaml`: the same with a hand-written YAML kubeconfig (the YAML parser loads).',
+    '- `podlease-api-rsa`: `podlease-api` against a stand-in with an RSA-2048 certificate and CA',
+    "  (kubeadm's default key type; the other stand-in uses ECDSA P-256).",
     '- `host-local`: Debian `/usr/lib/cni/host-local` ADD with a temp `dataDir` (Go, for scale).',
     ...(NO_CACHE_VARIANT
       ? ['- `podlease-rc-nocache`: `podlease-rc` built with `useCodeCache: false`.']

@@ -1,22 +1,23 @@
 /**
  * The two API server calls the plugin makes: GET one pod (ADD/CHECK without runtime-passed
- * annotations) and a reachability probe (STATUS). Plain node:https, one connection, no keep-alive,
- * a hard deadline covering connect + TLS + response. Loaded lazily.
+ * annotations) and a reachability probe (STATUS). One connection, `Connection: close`, a hard
+ * deadline covering connect + TLS + response. `node:tls` (or `node:net` for an http:// server)
+ * with the request written by hand and the answer read by http-response.ts: `node:https` would
+ * load the HTTP client, agent, server and parser modules on top of TLS (several milliseconds per
+ * ADD). Loaded lazily.
  */
-import type { IncomingMessage } from 'node:http';
-import type { RequestOptions } from 'node:https';
+import type { Socket } from 'node:net';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { clip } from '../text/quote.js';
+import { addrFamily } from './addr.js';
 import type { CniPodRef } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
+import { HttpBodyTooLargeError, ResponseReader, type HttpAnswer } from './http-response.js';
 import type { ApiConnection } from './kubeconfig.js';
 import type { PodInfo } from './pod.js';
+import { sessionCache } from './tls-session.js';
 
-export interface HttpAnswer {
-  readonly status: number;
-  readonly body: string;
-  /** The `Location` header of a redirect. */
-  readonly location?: string | undefined;
-}
+export type { HttpAnswer } from './http-response.js';
 
 /** Largest response body read (a pod object is a few KiB; PartialObjectMetadata less). */
 export const MAX_BODY = 4 * 1024 * 1024;
@@ -53,91 +54,162 @@ export class ApiUnreachableError extends Error {
 const joinPath = (server: URL, path: string): string =>
   `${server.pathname.replace(/\/+$/, '')}${path}`;
 
-const requestOptions = (conn: ApiConnection, path: string, accept: string): RequestOptions => {
-  const headers: Record<string, string> = { Accept: accept, 'User-Agent': 'podlease-cni' };
-  if (conn.authorization !== undefined) headers.Authorization = conn.authorization;
-  const options: RequestOptions = {
-    method: 'GET',
-    host: conn.server.hostname.replace(/^\[|\]$/g, ''),
-    port: conn.server.port === '' ? undefined : Number(conn.server.port),
-    path: joinPath(conn.server, path),
-    headers,
-    agent: false,
+/** The request, as node:https wrote it (Host with the port unless it is the default). */
+const requestText = (conn: ApiConnection, path: string, accept: string): string => {
+  const auth = conn.authorization === undefined ? '' : `Authorization: ${conn.authorization}\r\n`;
+  return (
+    `GET ${joinPath(conn.server, path)} HTTP/1.1\r\nHost: ${conn.server.host}\r\n` +
+    `Accept: ${accept}\r\nUser-Agent: podlease-cni\r\n${auth}Connection: close\r\n\r\n`
+  );
+};
+
+/** Code 7 for a CA, certificate or key of the kubeconfig that OpenSSL cannot use. */
+const unusableMaterial = (conn: ApiConnection, what: string, e: unknown): CniError =>
+  new CniError(
+    CNI_ERROR.invalidConfig,
+    `the kubeconfig's ${what} for the API server ${conn.server.origin} is not usable`,
+    `${describeError(e)}; fix ${what} (or ${what}-data) in the kubeconfig`,
+  );
+
+/**
+ * The CAs the server certificate is checked against: the kubeconfig's, else Node's bundled roots
+ * (and NODE_EXTRA_CA_CERTS), as node:https did. Set as the process's default list, which is only
+ * parsed when the connection is made: the executable starts with `--use-openssl-ca`
+ * (scripts/build-cni.mjs), so loading node:tls does not parse Node's ~150 bundled roots on a
+ * second thread, and a `ca` connection option would make Node build that root store (and wait
+ * for it) all the same, or, under that flag, read OpenSSL's system store. The plugin is a
+ * one-shot process that makes one connection, so the default list is its own.
+ */
+const trustCas = (tls: typeof import('node:tls'), conn: ApiConnection): void => {
+  if (conn.ca !== undefined) {
+    try {
+      tls.setDefaultCACertificates([conn.ca]);
+    } catch (e) {
+      throw unusableMaterial(conn, 'certificate-authority', e);
+    }
+  } else if (!conn.insecureSkipTlsVerify) {
+    tls.setDefaultCACertificates([
+      ...tls.getCACertificates('bundled'),
+      ...tls.getCACertificates('extra'),
+    ]);
+  }
+};
+
+/** The TLS options node:https would have used for `conn` (no `ca`: see trustCas). */
+const tlsOptions = (conn: ApiConnection, host: string): ConnectionOptions => {
+  const options: ConnectionOptions = {
+    host,
+    port: Number(conn.server.port || 443),
     rejectUnauthorized: !conn.insecureSkipTlsVerify,
+    servername: conn.tlsServerName ?? (addrFamily(host) === 0 ? host : undefined),
   };
-  if (conn.ca !== undefined) options.ca = conn.ca;
   if (conn.cert !== undefined) options.cert = conn.cert;
   if (conn.key !== undefined) options.key = conn.key;
-  if (conn.tlsServerName !== undefined) options.servername = conn.tlsServerName;
   return options;
 };
 
-const readBody = (
-  res: IncomingMessage,
-  done: (err: Error | undefined, body: string) => void,
-  tooLarge: () => Error,
-): void => {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  res.on('data', (chunk: Buffer) => {
-    size += chunk.length;
-    if (size > MAX_BODY) res.destroy(tooLarge());
-    else chunks.push(chunk);
-  });
-  res.on('end', () => {
-    done(undefined, Buffer.concat(chunks).toString('utf8'));
-  });
-  res.on('error', e => {
-    done(e, '');
-  });
+/**
+ * A TCP or TLS connection to the server. TLS as node:https set it up: SNI with the host name
+ * (never an IP address) unless the kubeconfig names a `tls-server-name`, the certificate checked
+ * against the kubeconfig's CA and that name. A session cached by an earlier invocation is offered
+ * for resumption (tls-session.ts).
+ */
+const open = (conn: ApiConnection): Socket => {
+  const host = conn.server.hostname.replace(/^\[|\]$/g, '');
+  if (conn.server.protocol === 'http:') {
+    return process
+      .getBuiltinModule('node:net')
+      .connect({ host, port: Number(conn.server.port || 80) });
+  }
+  const tls = process.getBuiltinModule('node:tls');
+  trustCas(tls, conn);
+  const options = tlsOptions(conn, host);
+  const cache = conn.sessionDir === undefined ? undefined : sessionCache(conn.sessionDir, conn);
+  const session = cache?.load();
+  if (session !== undefined) options.session = session;
+  let socket: TLSSocket;
+  try {
+    socket = tls.connect(options);
+  } catch (e) {
+    // The context is built here: a client certificate or key OpenSSL refuses.
+    throw unusableMaterial(conn, 'client-certificate/client-key', e);
+  }
+  if (cache !== undefined) {
+    // Kept from full handshakes only (a resumed one changed nothing the next ADD needs); the
+    // ticket arrives before the answer, and a server may send several: the first is kept.
+    socket.once('session', (fresh: Buffer) => {
+      if (!socket.isSessionReused()) cache.save(fresh);
+    });
+  }
+  return socket;
 };
 
 /**
- * One GET with a deadline; rejects with ApiUnreachableError on any transport failure and with
- * ApiResponseTooLargeError for a body over MAX_BODY.
+ * One GET with a deadline; rejects with ApiUnreachableError on any transport failure (a
+ * malformed or cut-short answer included) and with ApiResponseTooLargeError for a body over
+ * MAX_BODY. The connection is closed as soon as the answer is complete.
  */
 export const httpGet = async (
   conn: ApiConnection,
   path: string,
   opts: { accept: string; timeoutMs: number },
 ): Promise<HttpAnswer> => {
-  // process.getBuiltinModule, not import(): a dynamic import() would start the ESM loader in
-  // the bundled CommonJS executable (~15 ms), and a static import would load TLS on every ADD.
-  const { request } =
-    conn.server.protocol === 'http:'
-      ? process.getBuiltinModule('node:http')
-      : process.getBuiltinModule('node:https');
   const target = `${conn.server.origin}${joinPath(conn.server, path)}`;
   return new Promise<HttpAnswer>((resolve, reject) => {
-    const fail = (e: unknown): void => {
-      if (e instanceof ApiResponseTooLargeError) {
-        reject(e);
+    // process.getBuiltinModule, not import(): a dynamic import() would start the ESM loader in
+    // the bundled CommonJS executable (~15 ms), and a static import would load TLS on every ADD.
+    const socket = open(conn);
+    const reader = new ResponseReader(MAX_BODY);
+    let settled = false;
+    const settle = (e: unknown, answer: HttpAnswer | undefined): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (answer !== undefined) {
+        // The plugin exits on this answer before an immediate runs: destroying the socket now
+        // would cost a millisecond for nothing (net's destroy even creates process.stderr).
+        setImmediate(() => socket.destroy());
+        resolve(answer);
         return;
       }
-      const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
-      reject(
-        new ApiUnreachableError(`GET ${target}: ${describeError(e)}`, TLS_CONFIG_ERRORS.has(code)),
-      );
+      socket.destroy();
+      if (e instanceof HttpBodyTooLargeError) reject(new ApiResponseTooLargeError(target));
+      else {
+        const code = (e as NodeJS.ErrnoException | undefined)?.code ?? '';
+        reject(
+          new ApiUnreachableError(
+            `GET ${target}: ${describeError(e)}`,
+            TLS_CONFIG_ERRORS.has(code),
+          ),
+        );
+      }
     };
-    const req = request(requestOptions(conn, path, opts.accept), res => {
-      readBody(
-        res,
-        (err, body) => {
-          clearTimeout(timer);
-          if (err !== undefined) fail(err);
-          else resolve({ status: res.statusCode ?? 0, body, location: res.headers.location });
-        },
-        () => new ApiResponseTooLargeError(target),
-      );
-    });
+    const read = (next: () => HttpAnswer | undefined): void => {
+      try {
+        const answer = next();
+        if (answer !== undefined) settle(undefined, answer);
+      } catch (e) {
+        settle(e, undefined);
+      }
+    };
     const timer = setTimeout(() => {
-      req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`));
+      settle(new Error(`no answer within ${opts.timeoutMs} ms`), undefined);
     }, opts.timeoutMs);
-    req.on('error', e => {
-      clearTimeout(timer);
-      fail(e);
+    socket.on('data', (chunk: Buffer) => {
+      read(() => reader.push(chunk));
     });
-    req.end();
+    socket.on('end', () => {
+      read(() => reader.end());
+    });
+    socket.on('error', e => {
+      settle(e, undefined);
+    });
+    socket.on('close', () => {
+      settle(new Error('the connection closed before the answer arrived'), undefined);
+    });
+    // Written now, sent once connected (and, for TLS, once the handshake is done); not end():
+    // a half-closed connection can make a Go server cancel the request.
+    socket.write(requestText(conn, path, opts.accept));
   });
 };
 

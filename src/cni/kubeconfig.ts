@@ -5,7 +5,7 @@
  * kubeconfig's own directory, as kubectl does. Loaded lazily: ADD with runtime-passed annotations
  * never reaches this module.
  */
-import { readFile as fsReadFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { quote } from '../text/quote.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
@@ -21,9 +21,21 @@ export interface ApiConnection {
   readonly authorization: string | undefined;
   readonly insecureSkipTlsVerify: boolean;
   readonly tlsServerName: string | undefined;
+  /** Where TLS sessions are cached across invocations (tls-session.ts); none when undefined. */
+  readonly sessionDir?: string | undefined;
 }
 
 export type ReadFile = (path: string) => Promise<Buffer>;
+
+/**
+ * The default ReadFile: a synchronous read (a rejected promise when it fails). The plugin reads
+ * three small files and has nothing to do meanwhile; node:fs/promises would load its own modules
+ * and hop to the thread pool and back for every open, stat, read and close.
+ */
+const readFileNow: ReadFile = path =>
+  new Promise(resolve => {
+    resolve(readFileSync(path));
+  });
 
 type Json = Record<string, unknown>;
 
@@ -155,7 +167,7 @@ const parseServer = (path: string, cluster: Json | undefined): URL => {
 /** Reads and resolves the kubeconfig at `path` (current context, else its only context). */
 export const loadKubeconfig = async (
   path: string,
-  readFile: ReadFile = fsReadFile,
+  readFile: ReadFile = readFileNow,
 ): Promise<ApiConnection> => {
   const loader = new Loader(path, readFile);
   const doc = await parseDoc(path, (await loader.file(path, undefined)).toString('utf8'));

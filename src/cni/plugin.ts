@@ -1,8 +1,9 @@
 /**
  * The podlease CNI IPAM plugin: one function from (environment, stdin) to (stdout, stderr, exit
  * code), so tests drive every verb in-process (whereabouts `CmdAddWithArgs`). The plugin holds no
- * state: ADD and CHECK read the pod's annotations, DEL and GC have nothing to undo (the
- * controller releases leases), STATUS probes the API server.
+ * lease state: ADD and CHECK read the pod's annotations, DEL and GC have nothing to undo (the
+ * controller releases leases), STATUS probes the API server. The only file it writes is its TLS
+ * session cache beside the kubeconfig (tls-session.ts).
  */
 import { OWNED_ANNOTATIONS } from '../pool/annotations.js';
 import {
@@ -19,6 +20,7 @@ import {
   type CniPodRef,
 } from './args.js';
 import { CNI_ERROR, CniError, describeError } from './errors.js';
+import type { ApiConnection } from './kubeconfig.js';
 import { canonicalAddress, checkUid, podAddresses, type PodAddress, type PodInfo } from './pod.js';
 import { formatResult, prevResultAddresses } from './result.js';
 import {
@@ -62,22 +64,28 @@ const requireKubeconfig = (ipam: IpamConfig): string => {
   );
 };
 
+/** The kubeconfig's connection, with the TLS session cache beside the kubeconfig. */
+const connectionFor = async (path: string): Promise<ApiConnection> => {
+  const [{ loadKubeconfig }, { sessionDirFor }] = await Promise.all([
+    import('./kubeconfig.js'),
+    import('./tls-session.js'),
+  ]);
+  return { ...(await loadKubeconfig(path)), sessionDir: sessionDirFor(path) };
+};
+
 const defaultLookup = async (pod: CniPodRef, ipam: IpamConfig): Promise<PodInfo> => {
   const path = requireKubeconfig(ipam);
-  const [{ loadKubeconfig }, { getPod }] = await Promise.all([
-    import('./kubeconfig.js'),
-    import('./apiserver.js'),
-  ]);
-  return getPod(await loadKubeconfig(path), pod, LOOKUP_TIMEOUT_MS);
+  const [conn, { getPod }] = await Promise.all([connectionFor(path), import('./apiserver.js')]);
+  return getPod(conn, pod, LOOKUP_TIMEOUT_MS);
 };
 
 const defaultProbe = async (ipam: IpamConfig): Promise<void> => {
   if (ipam.kubeconfig === undefined) return;
-  const [{ loadKubeconfig }, { probe }] = await Promise.all([
-    import('./kubeconfig.js'),
+  const [conn, { probe }] = await Promise.all([
+    connectionFor(ipam.kubeconfig),
     import('./apiserver.js'),
   ]);
-  await probe(await loadKubeconfig(ipam.kubeconfig), PROBE_TIMEOUT_MS);
+  await probe(conn, PROBE_TIMEOUT_MS);
 };
 
 interface Ctx {

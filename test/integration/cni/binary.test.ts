@@ -215,6 +215,34 @@ describe.skipIf(skipReason !== '' && !requireAll)('dist/cni/podlease (spawned)',
     expect((r.json as { msg: string }).msg).toContain('certificate the kubeconfig does not trust');
   });
 
+  it.each([
+    [
+      'certificate-authority',
+      { 'certificate-authority-data': Buffer.from('not a cert').toString('base64') },
+      {},
+    ],
+    [
+      'client-certificate/client-key',
+      {},
+      {
+        'client-certificate-data': Buffer.from('not a cert').toString('base64'),
+        'client-key-data': Buffer.from('not a key').toString('base64'),
+      },
+    ],
+  ])('ADD fails with 7 naming the kubeconfig’s unusable %s', async (what, cluster, user) => {
+    const path = writeKubeconfig(pki.dir, `kc-unusable-${what.length}`, {
+      server: api.url,
+      cluster: { 'certificate-authority': pki.caFile, ...cluster },
+      user: { token: TOKEN, ...user },
+    });
+    const r = await runPluginBinary('ADD', netconf(path));
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({
+      code: 7,
+      msg: `the kubeconfig's ${what} for the API server ${api.url} is not usable`,
+    });
+  });
+
   it('ADD fails with 5 (I/O failure) naming the path when the kubeconfig file is missing', async () => {
     const r = await runPluginBinary('ADD', netconf('/nonexistent/kubeconfig'));
     expect(r.json).toMatchObject({

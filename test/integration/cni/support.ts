@@ -187,6 +187,8 @@ export interface SeenRequest {
   accept: string | undefined;
   authorization: string | undefined;
   clientCn: string | undefined;
+  /** The TLS connection resumed a session (no certificate was sent). */
+  resumed: boolean;
 }
 
 export interface FakeApiServer {
@@ -217,9 +219,14 @@ const statusBody = (code: number, message: string): unknown => ({
 
 /**
  * A stand-in for kube-apiserver on 127.0.0.1: GET /version and GET one pod. Accepts the bearer
- * token `token` or a client certificate signed by the PKI's CA; anything else gets 401.
+ * token `token` or a client certificate signed by the PKI's CA; anything else gets 401. `port` 0
+ * takes a free one.
  */
-export const startFakeApiServer = async (pki: Pki, token: string): Promise<FakeApiServer> => {
+export const startFakeApiServer = async (
+  pki: Pki,
+  token: string,
+  port = 0,
+): Promise<FakeApiServer> => {
   const state: Omit<FakeApiServer, 'close' | 'url' | 'port'> = {
     pods: new Map(),
     requests: [],
@@ -236,6 +243,7 @@ export const startFakeApiServer = async (pki: Pki, token: string): Promise<FakeA
       accept: req.headers.accept,
       authorization: req.headers.authorization,
       clientCn: typeof clientCn === 'string' ? clientCn : undefined,
+      resumed: socket instanceof TLSSocket && socket.isSessionReused(),
     });
     if (req.headers.authorization !== `Bearer ${token}` && clientCn === undefined) {
       send(res, 401, statusBody(401, 'Unauthorized'));
@@ -270,12 +278,12 @@ export const startFakeApiServer = async (pki: Pki, token: string): Promise<FakeA
     handler,
   );
   await new Promise<void>(resolve => {
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(port, '127.0.0.1', resolve);
   });
-  const { port } = server.address() as AddressInfo;
+  const { port: bound } = server.address() as AddressInfo;
   return Object.assign(state, {
-    url: `https://127.0.0.1:${port}`,
-    port,
+    url: `https://127.0.0.1:${bound}`,
+    port: bound,
     close: () =>
       new Promise<void>(resolve => {
         server.closeAllConnections();
