@@ -23,7 +23,7 @@
 /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- @kubernetes/client-node's
    generated models are classes without behaviour; its API is meant to take object literals. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,10 @@ import {
   type BurstClient,
   burstClient,
   cpuMsOf,
+  envInt,
   quantile,
+  report,
+  rotatingRounds,
 } from '../lib/kube-burst.js';
 import { issueCertificate } from '../../test/e2e/cluster/certs.js';
 import { controlPlaneVersions } from '../../test/e2e/cluster/binaries.js';
@@ -48,11 +51,6 @@ import { inSubnet, OWNED } from '../../test/e2e/pods.js';
 const skip = inject('e2eSkip');
 if (skip) console.warn(`\n!! SKIPPING bench:admission-burst: ${skip}\n`);
 
-const envInt = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
-  return value;
-};
 const PODS = envInt('BENCH_PODS', 200);
 const CONCURRENCY = envInt('BENCH_CONCURRENCY', 8);
 const ROUNDS = envInt('BENCH_ROUNDS', 5);
@@ -282,22 +280,16 @@ describe.skipIf(skip !== '')('bench:admission-burst', () => {
   it(`creates ${String(PODS)} pods per batch without a webhook, with a bare one and with podlease`, async () => {
     // Warm-up in every mode (connections, caches, JIT); not counted.
     for (const mode of MODES) await batch(mode, 0, WARMUP);
-    const batches: Batch[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      const order = MODES.map((_, i) => MODES[(i + round) % MODES.length] as Mode);
-      for (const mode of order) {
-        const b = await batch(mode, round, PODS);
-        console.log(
-          `round ${String(round)} ${mode.padEnd(8)} ${String(PODS)} pods in ${b.seconds.toFixed(2)} s: ` +
-            `${(PODS / b.seconds).toFixed(1)} pods/s, p50 ${b.p50Ms.toFixed(1)} ms, ` +
-            `webhook ${b.webhookCpuMs.toFixed(2)} ms CPU/pod, apiserver ${b.apiserverCpuMs.toFixed(2)} ms CPU/pod`,
-        );
-        batches.push(b);
-      }
-    }
-    const section = markdown(batches);
-    console.log(`\n${section}`);
-    if (RECORD) appendFileSync(path.join(ROOT, 'bench/RESULTS.md'), `\n${section}`);
+    const batches = await rotatingRounds(
+      MODES,
+      ROUNDS,
+      (mode, round) => batch(mode, round, PODS),
+      b =>
+        `${b.mode.padEnd(8)} ${String(PODS)} pods in ${b.seconds.toFixed(2)} s: ` +
+        `${(PODS / b.seconds).toFixed(1)} pods/s, p50 ${b.p50Ms.toFixed(1)} ms, ` +
+        `webhook ${b.webhookCpuMs.toFixed(2)} ms CPU/pod, apiserver ${b.apiserverCpuMs.toFixed(2)} ms CPU/pod`,
+    );
+    report(markdown(batches), RECORD);
     for (const mode of MODES) expect(batches.filter(b => b.mode === mode)).toHaveLength(ROUNDS);
   });
 });

@@ -23,15 +23,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { controlPlaneVersions } from '../../test/e2e/cluster/binaries.js';
 import { type Podlease, startPodlease } from '../../test/e2e/podlease.js';
 import { inSubnet, OWNED } from '../../test/e2e/pods.js';
+import { envInt } from '../lib/kube-burst.js';
 
 const skip = inject('e2eSkip');
 if (skip) console.warn(`\n!! SKIPPING bench:e2e-create: ${skip}\n`);
 
-const envInt = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
-  return value;
-};
 const PODS = envInt('BENCH_PODS', 500);
 const CONCURRENCY = envInt('BENCH_CONCURRENCY', 16);
 const ROUNDS = envInt('BENCH_ROUNDS', 3);

@@ -2,8 +2,9 @@
 // calls with bounded concurrency, with far less client CPU than @kubernetes/client-node (the
 // client shares 2 cores with the API server it measures). Admin credentials from the e2e
 // kubeconfig (JSON: a CA file, a client certificate and key).
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'node:https';
 
 const CALL_TIMEOUT_MS = 30_000;
@@ -141,4 +142,41 @@ export function apiserverPid(port: string): number {
     }
   }
   throw new Error(`no kube-apiserver process with --secure-port=${port}`);
+}
+
+/** A positive integer from the environment, else `fallback`. */
+export const envInt = (name: string, fallback: number): number => {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
+  return value;
+};
+
+/**
+ * `rounds` rounds of one batch per mode, the order of the modes rotating every round (so no
+ * mode always runs first or last); logs each batch's line; the batches in run order.
+ */
+export async function rotatingRounds<M, B>(
+  modes: readonly M[],
+  rounds: number,
+  run: (mode: M, round: number) => Promise<B>,
+  line: (b: B) => string,
+): Promise<B[]> {
+  const batches: B[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const order = modes.map((_, i) => modes[(i + round) % modes.length] as M);
+    for (const mode of order) {
+      const b = await run(mode, round);
+      console.log(`round ${String(round)} ${line(b)}`);
+      batches.push(b);
+    }
+  }
+  return batches;
+}
+
+/** Prints a bench's Markdown section; with `record`, appends it to bench/RESULTS.md. */
+export function report(section: string, record: boolean): void {
+  console.log(`\n${section}`);
+  if (record) {
+    appendFileSync(fileURLToPath(new URL('../RESULTS.md', import.meta.url)), `\n${section}`);
+  }
 }

@@ -24,10 +24,9 @@
 /* eslint-disable @typescript-eslint/no-unsafe-class-instance-assignment -- @kubernetes/client-node's
    generated models are classes without behaviour; its API is meant to take object literals. */
 import { execFile } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 import * as k8s from '@kubernetes/client-node';
@@ -43,23 +42,24 @@ import {
 import { waitUntil } from '../../test/e2e/cluster/wait.js';
 import { type Podlease, startPodlease } from '../../test/e2e/podlease.js';
 import { eth0Inet, inSubnet, OWNED } from '../../test/e2e/pods.js';
-import { type BurstClient, burstClient, type CreatedPod } from '../lib/kube-burst.js';
+import {
+  type BurstClient,
+  burstClient,
+  type CreatedPod,
+  envInt,
+  report,
+  rotatingRounds,
+} from '../lib/kube-burst.js';
 
 const execFileAsync = promisify(execFile);
 const skip = inject('e2eSkip');
 if (skip) console.warn(`\n!! SKIPPING bench:race: ${skip}\n`);
 
-const envInt = (name: string, fallback: number): number => {
-  const value = Number(process.env[name] ?? fallback);
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`);
-  return value;
-};
 const PODS = envInt('BENCH_PODS', 200);
 const CONCURRENCY = envInt('BENCH_CONCURRENCY', 8);
 const ROUNDS = envInt('BENCH_ROUNDS', 3);
 const WARMUP = envInt('BENCH_WARMUP', 20);
 const RECORD = process.env.BENCH_RECORD === '1';
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const POOL = { name: 'race', cidr: '10.252.0.0/16', gateway: '10.252.0.1', default: true };
 const HOST_LOCAL_SUBNET = '10.253.0.0/16';
 const BRIDGE = { 'host-local': 'plrace0', podlease: 'plrace1', 'podlease-api': 'plrace1' } as const;
@@ -316,21 +316,15 @@ describe.skipIf(skip !== '')('bench:race', () => {
 
   it(`races ${String(PODS)} pods through create, CNI ADD and DEL beside host-local`, async () => {
     for (const mode of MODES) await batch(mode, 0, WARMUP);
-    const batches: Batch[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      const order = MODES.map((_, i) => MODES[(i + round) % MODES.length] as Mode);
-      for (const mode of order) {
-        const b = await batch(mode, round, PODS);
-        console.log(
-          `round ${String(round)} ${mode.padEnd(12)} create ${b.createS.toFixed(2)} s, ADD ${b.addS.toFixed(2)} s ` +
-            `(p50 ${b.addP50Ms.toFixed(0)} ms), DEL ${b.delS.toFixed(2)} s, total ${total(b).toFixed(2)} s`,
-        );
-        batches.push(b);
-      }
-    }
-    const section = markdown(batches);
-    console.log(`\n${section}`);
-    if (RECORD) appendFileSync(path.join(ROOT, 'bench/RESULTS.md'), `\n${section}`);
+    const batches = await rotatingRounds(
+      MODES,
+      ROUNDS,
+      (mode, round) => batch(mode, round, PODS),
+      b =>
+        `${b.mode.padEnd(12)} create ${b.createS.toFixed(2)} s, ADD ${b.addS.toFixed(2)} s ` +
+        `(p50 ${b.addP50Ms.toFixed(0)} ms), DEL ${b.delS.toFixed(2)} s, total ${total(b).toFixed(2)} s`,
+    );
+    report(markdown(batches), RECORD);
     for (const mode of MODES) expect(batches.filter(b => b.mode === mode)).toHaveLength(ROUNDS);
   });
 });
